@@ -1,0 +1,3 @@
+from segsweep.cli import main
+
+main()

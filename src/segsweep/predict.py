@@ -1,0 +1,112 @@
+"""Apply a trained model to a folder of images: one PNG mask {0, 255} per image, original size.
+
+The model comes from a ``.keras`` file, an MLflow run id, or ``study:NAME`` (the best trial's
+model). Images are prepared exactly as in training (intensity rule, channels, bilinear resize);
+the lesion probability is resized back bilinearly and thresholded, which gives smoother edges
+than resizing a thresholded mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+from PIL import Image
+
+from segsweep.data.io import IMAGE_SUFFIXES, prepare_image, read_image
+from segsweep.errors import DataError, StudyError
+
+__all__ = ["LoadedModel", "load_model", "predict_folder", "list_images"]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    net: keras.Model
+    intensity: str  # how training scaled intensities, so inference scales the same way
+    source: str
+
+    @property
+    def image_size(self) -> int:
+        return int(self.net.input_shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.net.input_shape[-1])
+
+
+def _from_file(path: Path, intensity: str) -> LoadedModel:
+    try:
+        net = keras.saving.load_model(path, compile=False)
+    except Exception as err:  # Keras raises ValueError, OSError, zipfile errors...
+        raise DataError(f"{path} is not a loadable .keras model: {err}") from None
+    return LoadedModel(net, intensity, str(path))
+
+
+def _from_run(run_id: str, tracking_uri: str, intensity: str | None) -> LoadedModel:
+    from segsweep.tracking import Tracker
+
+    tracker = Tracker(tracking_uri)
+    try:
+        params = tracker.client.get_run(run_id).data.params
+    except Exception:  # noqa: BLE001 - MLflow's error text is long; say what was looked up
+        raise StudyError(f"no MLflow run {run_id!r} in {tracker.uri}; MODEL must be a .keras "
+                         "file, an MLflow run id or study:NAME") from None
+    folder = tracker.download_model(run_id)
+    files = sorted(folder.rglob("*.keras"))
+    if not files:
+        raise StudyError(f"the model of run {run_id} holds no .keras file")
+    loaded = _from_file(files[0], intensity or params.get("data.intensity", "dtype"))
+    return LoadedModel(loaded.net, loaded.intensity, f"run {run_id}")
+
+
+def load_model(ref: str, *, tracking_uri: str = "", intensity: str | None = None,
+               best_run: Callable[[str], str] | None = None) -> LoadedModel:
+    """``ref``: a ``.keras`` path, an MLflow run id, or ``study:NAME`` resolved by ``best_run``."""
+    if ref.startswith("study:"):
+        if best_run is None:
+            raise StudyError("study:NAME needs a study to look up")
+        return _from_run(best_run(ref.removeprefix("study:")), tracking_uri, intensity)
+    path = Path(ref)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise DataError(f"{path}: no such model file")
+        return _from_file(path, intensity or "dtype")
+    return _from_run(ref, tracking_uri, intensity)
+
+
+def list_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder of images")
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{folder} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _to_original(prob: np.ndarray, size: tuple[int, int], threshold: float) -> np.ndarray:
+    img = Image.fromarray(prob.astype(np.float32), mode="F")
+    if img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.BILINEAR)
+    return np.where(np.asarray(img) > threshold, 255, 0).astype(np.uint8)
+
+
+def predict_folder(model: LoadedModel, images_dir: Path, out_dir: Path, *,
+                   threshold: float = 0.5, batch_size: int = 16) -> int:
+    """Write ``out_dir/<stem>.png`` for every image; returns how many were written."""
+    files = list_images(images_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(files), batch_size):
+        chunk = files[start:start + batch_size]
+        raws = [read_image(p) for p in chunk]
+        batch = np.stack([prepare_image(r, image_size=model.image_size, channels=model.channels,
+                                        intensity=model.intensity, name=p.name)
+                          for r, p in zip(raws, chunk, strict=True)])
+        prob = np.asarray(model.net.predict_on_batch(batch))[..., 0]
+        for raw, p, path in zip(raws, prob, chunk, strict=True):
+            mask = _to_original(p, raw.shape[:2], threshold)
+            Image.fromarray(mask, mode="L").save(out_dir / f"{path.stem}.png")
+    return len(files)

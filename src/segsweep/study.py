@@ -1,0 +1,143 @@
+"""Optuna studies: where they are stored, how they are created, and what they hold.
+
+The default storage is Optuna's journal file ``studies/NAME.journal``: an append-only log with
+file locks, which Optuna recommends for several processes writing on one machine (SQLite locks
+under concurrent writers). Any storage URL (``sqlite:///…``, ``postgresql://…``) works too. The
+study's settings are also saved in the study itself, so a worker on another host needs only the
+storage URL.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from segsweep.config import Config, config_from_dict, dump_toml
+from segsweep.errors import StudyError
+
+__all__ = [
+    "STUDIES_DIR",
+    "create_study",
+    "find_study_name",
+    "load_study",
+    "make_pruner",
+    "make_sampler",
+    "open_storage",
+    "storage_url",
+    "study_config",
+    "summary",
+]
+
+STUDIES_DIR = Path("studies")
+CONFIG_ATTR = "segsweep.config"
+
+
+def storage_url(cfg: Config, studies_dir: Path = STUDIES_DIR) -> str:
+    return cfg.study.storage or str(studies_dir / f"{cfg.study.name}.journal")
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """A URL with a scheme is an RDB storage; anything else is a journal file path."""
+    if "://" not in url:
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(url))
+    try:
+        return RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    except Exception as err:  # SQLAlchemy and drivers raise many types; say which storage
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StudyError(f"cannot open Optuna storage {url}: {first}") from None
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    # SQLite: wait for a lock instead of failing at once when workers write together.
+    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+
+
+def make_sampler(cfg: Config, *, seed: int) -> optuna.samplers.BaseSampler:
+    if cfg.search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # constant_liar keeps parallel workers from sampling next to each other's running trials.
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.search.startup_trials,
+                                      constant_liar=True)
+
+
+def make_pruner(cfg: Config) -> optuna.pruners.BasePruner:
+    if cfg.search.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=cfg.search.min_epochs,
+                                              max_resource=cfg.train.epochs)
+    if cfg.search.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5,
+                                           n_warmup_steps=cfg.search.min_epochs)
+    return optuna.pruners.NopPruner()
+
+
+def create_study(cfg: Config, url: str, *, exist_ok: bool) -> optuna.Study:
+    storage = open_storage(url)
+    exists = cfg.study.name in optuna.get_all_study_names(storage)
+    if exists and not exist_ok:
+        raise StudyError(f"study '{cfg.study.name}' already exists in {url}; pass --exist-ok "
+                         "to keep it and update its settings")
+    study = optuna.create_study(study_name=cfg.study.name, storage=storage,
+                                direction="maximize", load_if_exists=True,
+                                sampler=make_sampler(cfg, seed=cfg.search.seed),
+                                pruner=make_pruner(cfg))
+    study.set_user_attr(CONFIG_ATTR, dump_toml(cfg))
+    return study
+
+
+def load_study(name: str, url: str, cfg: Config | None = None, *,
+               seed: int | None = None) -> optuna.Study:
+    storage = open_storage(url)
+    if name not in optuna.get_all_study_names(storage):
+        raise StudyError(f"no study '{name}' in {url}; create it with `segsweep study create "
+                         f"{name}`")
+    if cfg is None:
+        return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=storage,
+                             sampler=make_sampler(cfg, seed=cfg.search.seed if seed is None
+                                                  else seed),
+                             pruner=make_pruner(cfg))
+
+
+def study_config(study: optuna.Study) -> Config:
+    """The settings saved in the study by ``study create``."""
+    import tomllib
+
+    text = study.user_attrs.get(CONFIG_ATTR)
+    if text is None:
+        raise StudyError(f"study '{study.study_name}' was not created by segsweep (no settings)")
+    return config_from_dict(tomllib.loads(text))
+
+
+def find_study_name(studies_dir: Path = STUDIES_DIR) -> str:
+    """The one study whose settings file is in ``studies/``, for commands given no NAME."""
+    names = sorted(p.stem for p in studies_dir.glob("*.toml"))
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise StudyError(f"no study settings in {studies_dir}/; run `segsweep study create NAME`")
+    raise StudyError(f"{studies_dir}/ holds several studies ({', '.join(names)}); name one")
+
+
+def _best(study: optuna.Study) -> dict[str, Any] | None:
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.value is not None and math.isfinite(t.value)]
+    if not done:
+        return None
+    best = max(done, key=lambda t: t.value)
+    return {"number": best.number, "value": best.value, "params": best.params,
+            "mlflow_run_id": best.user_attrs.get("mlflow_run_id")}
+
+
+def summary(study: optuna.Study) -> dict[str, Any]:
+    """The ``study status --json`` document."""
+    counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    states = {s: counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
+    return {"study": study.study_name, "states": states, "best": _best(study)}

@@ -1,0 +1,120 @@
+"""MLflow: one experiment per study, a parent run per ``study run``, a child run per trial.
+
+Runs are addressed by id through ``MlflowClient`` so a coordinator and several worker processes
+can write to the same runs. The tracking URI is resolved once by the coordinator and handed to
+workers, so every process writes to the same store whatever its working directory.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from collections.abc import Mapping
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus
+
+from segsweep.errors import StudyError
+
+__all__ = ["Tracker", "RUN_STATUS", "package_versions"]
+
+# Optuna trial state -> MLflow run status.
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+_PACKAGES = ("segsweep", "tensorflow", "keras", "optuna", "mlflow", "numpy", "scikit-learn")
+
+
+def package_versions() -> dict[str, str]:
+    found = {f"version.{p}": version(p) for p in _PACKAGES}
+    found["version.python"] = platform.python_version()
+    return found
+
+
+def _chunks(items: list, size: int = 100) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class Tracker:
+    """A thin layer over ``MlflowClient`` that speaks in studies, trials and epochs."""
+
+    def __init__(self, uri: str = "") -> None:
+        if uri:
+            mlflow.set_tracking_uri(uri)
+        self.uri = mlflow.get_tracking_uri()
+        self.client = MlflowClient(tracking_uri=self.uri)
+
+    def experiment(self, name: str) -> str:
+        try:
+            found = self.client.get_experiment_by_name(name)
+            return found.experiment_id if found else self.client.create_experiment(name)
+        except Exception as err:  # MLflow raises many types; the user needs the URI
+            raise StudyError(f"cannot open MLflow tracking store {self.uri}: {err}") from None
+
+    def start_run(self, experiment_id: str, *, name: str, tags: Mapping[str, Any],
+                  parent_id: str | None = None) -> str:
+        tags = {k: str(v) for k, v in tags.items()}
+        if parent_id:
+            tags["mlflow.parentRunId"] = parent_id
+        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        items = [Param(k, str(v)) for k, v in sorted(params.items())]
+        for chunk in _chunks(items):
+            self.client.log_batch(run_id, params=chunk, synchronous=True)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, str(value))
+
+    def log_metrics(self, run_id: str, values: Mapping[str, float], *, step: int) -> None:
+        now = int(1000 * time.time())
+        metrics = [Metric(k, float(v), now, step) for k, v in sorted(values.items())
+                   if np.isfinite(v)]
+        for chunk in _chunks(metrics, 1000):
+            self.client.log_batch(run_id, metrics=chunk, synchronous=True)
+
+    def log_image(self, run_id: str, image: np.ndarray, path: str) -> None:
+        self.client.log_image(run_id, image, artifact_file=path)
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.client.log_text(run_id, text, path)
+
+    def log_file(self, run_id: str, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), folder)
+
+    def log_keras_model(self, run_id: str, net: Any) -> None:
+        """The model as an MLflow Keras model, loadable with ``mlflow.keras.load_model``."""
+        import mlflow.keras  # imports TensorFlow: only workers that trained pay for it
+
+        from mlflow.models import infer_signature
+
+        pins = [f"tensorflow=={version('tensorflow')}", f"keras=={version('keras')}"]
+        shape = tuple(int(d) for d in net.input_shape[1:])
+        signature = infer_signature(np.zeros((1, *shape), np.float32),
+                                    np.zeros((1, *shape[:2], 1), np.float32))
+        with mlflow.start_run(run_id=run_id):
+            mlflow.keras.log_model(net, name="model", pip_requirements=pins, signature=signature)
+        # start_run(run_id) ends the run as FINISHED on exit; the caller sets the real status.
+
+    def end_run(self, run_id: str, status: str, description: str | None = None) -> None:
+        if description:
+            self.client.set_tag(run_id, "mlflow.note.content", description)
+        self.client.set_terminated(run_id, status=status)
+
+    def run_status(self, run_id: str) -> str:
+        return RunStatus.to_string(RunStatus.from_string(
+            self.client.get_run(run_id).info.status))
+
+    def download_model(self, run_id: str) -> Path:
+        target = Path(tempfile.mkdtemp(prefix="segsweep-model-"))
+        try:
+            return Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model",
+                                                            dst_path=str(target)))
+        except Exception as err:
+            raise StudyError(f"no model logged for MLflow run {run_id} in {self.uri}: "
+                             f"{str(err).splitlines()[0]}") from None

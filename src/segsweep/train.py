@@ -1,0 +1,193 @@
+"""One training run: build, compile, fit, and measure on the whole validation set every epoch.
+
+Every epoch's logs hold ``loss`` (what Keras optimises and reports), split into ``loss_data``
+(the loss function alone) and ``loss_l2`` (the sum of the kernel penalties), the learning rate,
+and the hard validation metrics ``val_*`` of :mod:`segsweep.metrics`. Tracking and pruning plug
+in as extra Keras callbacks; this module knows neither Optuna nor MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from segsweep.config import Config
+from segsweep.data.pipeline import train_dataset
+from segsweep.errors import TrialFailed
+from segsweep.losses import get_loss
+from segsweep.metrics import segmentation_metrics
+from segsweep.model import build_unetpp, inference_model
+
+__all__ = ["Split", "FitResult", "LossSplitModel", "fit", "build_model", "make_optimizer"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """The arrays of one train/validation split, decoded once per worker."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+
+
+@dataclass
+class FitResult:
+    history: dict[str, list[float]]
+    best_epoch: int  # 1-based; 0 when no epoch finished
+    best_value: float
+    net: keras.Model  # the inference model holding the best epoch's weights
+    stopped_early: bool = False
+
+
+class LossSplitModel(keras.Model):
+    """Wraps the network so each step records the data loss and the penalty apart.
+
+    Keras adds every regularisation penalty to the loss it reports; this is why a Dice loss
+    "bounded by 1" can read above 1. Overriding ``compute_loss`` is the Keras 3 extension point.
+    """
+
+    def __init__(self, net: keras.Model, data_loss: keras.losses.Loss, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.net = net
+        self.data_loss = data_loss
+        self.loss_data_tracker = keras.metrics.Mean(name="loss_data")
+        self.loss_l2_tracker = keras.metrics.Mean(name="loss_l2")
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        return self.net(x, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        heads = y_pred if isinstance(y_pred, list | tuple) else [y_pred]
+        # Deep supervision: every head is trained on the same mask, weighted equally.
+        data = ops.mean(ops.stack([ops.cast(self.data_loss(y, p), "float32") for p in heads]))
+        penalties = [ops.cast(loss, "float32") for loss in self.losses]
+        reg = ops.sum(ops.stack(penalties)) if penalties else ops.zeros((), "float32")
+        self.loss_data_tracker.update_state(data)
+        self.loss_l2_tracker.update_state(reg)
+        return data + reg
+
+    @property
+    def metrics(self) -> list:
+        return [*super().metrics, self.loss_data_tracker, self.loss_l2_tracker]
+
+
+def build_model(params: dict[str, Any], *, in_channels: int, image_size: int) -> keras.Model:
+    return build_unetpp(
+        depth=int(params["depth"]),
+        base_filters=int(params["base_filters"]),
+        dropout=float(params["dropout"]),
+        batch_norm=bool(params["batch_norm"]),
+        bn_momentum=float(params.get("bn_momentum", 0.9)),
+        l2=float(params["l2"]),
+        deep_supervision=bool(params["deep_supervision"]),
+        in_channels=in_channels,
+        image_size=image_size,
+    )
+
+
+def make_optimizer(params: dict[str, Any], *, total_steps: int) -> keras.optimizers.Optimizer:
+    lr = float(params["lr"])
+    schedule = params["schedule"]
+    if schedule == "poly":  # the "poly" policy of segmentation papers: lr·(1 − t/T)^0.9
+        lr = keras.optimizers.schedules.PolynomialDecay(lr, total_steps, end_learning_rate=0.0,
+                                                        power=0.9)
+    elif schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, total_steps)
+    return keras.optimizers.Adam(learning_rate=lr)
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Hard metrics over the whole validation set at each epoch end, added to the logs.
+
+    Keras' own validation averages batch metrics; the Dice papers report is per image and
+    thresholded, so it is computed here from one prediction of the whole set.
+    """
+
+    def __init__(self, net: keras.Model, val_x: np.ndarray, val_y: np.ndarray, *,
+                 threshold: float, batch_size: int) -> None:
+        super().__init__()
+        self.net, self.val_x, self.val_y = net, val_x, val_y
+        self.threshold, self.batch_size = threshold, batch_size
+        self.last_prob: np.ndarray | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        if not math.isfinite(float(logs.get("loss", 0.0))):
+            raise TrialFailed(f"loss became NaN at epoch {epoch + 1}")
+        prob = self.net.predict(self.val_x, batch_size=self.batch_size, verbose=0)
+        self.last_prob = prob
+        scores = segmentation_metrics(self.val_y, prob, threshold=self.threshold)
+        logs.update({f"val_{k}": float(v) for k, v in scores.items()})
+        logs["lr"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Holds the weights of the epoch with the highest ``val_dsc`` in memory."""
+
+    def __init__(self, net: keras.Model) -> None:
+        super().__init__()
+        self.net = net
+        self.best_value, self.best_epoch, self.weights = -math.inf, 0, None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {})["val_dsc"]
+        if value > self.best_value:
+            self.best_value, self.best_epoch = value, epoch + 1
+            self.weights = self.net.get_weights()
+
+
+class History(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in (logs or {}).items():
+            self.values.setdefault(key, []).append(float(value))
+
+
+def fit(
+    params: dict[str, Any],
+    split: Split,
+    cfg: Config,
+    *,
+    seed: int,
+    callbacks: list[keras.callbacks.Callback] = (),
+    on_validation: Callable[[ValidationMetrics], None] | None = None,
+) -> FitResult:
+    """Train one configuration; ``callbacks`` run after the validation metrics are in the logs.
+
+    ``on_validation`` receives the validation callback, whose ``last_prob`` holds the latest
+    predictions of the whole validation set (for overlays drawn without predicting again).
+    """
+    keras.utils.set_random_seed(seed)
+    net = build_model(params, in_channels=split.train_x.shape[-1],
+                      image_size=cfg.data.image_size)
+    infer = inference_model(net)
+    loss = get_loss(params["loss"], dice_w2=float(params.get("dice_w2", 0.7)),
+                    smooth=float(params["smooth"]),
+                    per_image=params["dice_reduction"] == "image")
+    model = LossSplitModel(net, loss)
+    steps = math.ceil(len(split.train_x) / cfg.train.batch_size)
+    model.compile(optimizer=make_optimizer(params, total_steps=steps * cfg.train.epochs))
+    data = train_dataset(split.train_x, split.train_y, batch_size=cfg.train.batch_size,
+                         augment=cfg.augment, seed=seed)
+    val = ValidationMetrics(infer, split.val_x, split.val_y, threshold=cfg.train.threshold,
+                            batch_size=2 * cfg.train.batch_size)
+    if on_validation is not None:
+        on_validation(val)
+    best, history = KeepBest(infer), History()
+    model.fit(data, epochs=cfg.train.epochs, verbose=0, shuffle=False,  # shuffled by tf.data
+              callbacks=[val, best, history, *callbacks])
+    if best.weights is not None:
+        infer.set_weights(best.weights)
+    return FitResult(history=history.values, best_epoch=best.best_epoch,
+                     best_value=best.best_value, net=infer,
+                     stopped_early=len(history.values.get("loss", [])) < cfg.train.epochs)

@@ -1,0 +1,294 @@
+"""Worker processes and the coordinator that hands them trials.
+
+The coordinator (the ``study run`` process) asks Optuna for each trial and sends its id to an idle
+worker, so the budget is exact: ``--trials N`` asks exactly N trials, whatever the number of
+workers. Each worker is a spawned process that sets ``CUDA_VISIBLE_DEVICES`` before TensorFlow is
+imported, loads the data once, and runs trials until told to stop; it retires after
+``RECYCLE_AFTER`` trials and a fresh one replaces it, so TensorFlow memory cannot grow without
+bound. A worker that dies mid-trial has its trial failed with the reason, its MLflow run marked
+FAILED, its parameters queued again once, and a replacement started.
+
+This module must not import TensorFlow: the coordinator holds no GPU.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from segsweep.config import Config
+from segsweep.errors import StudyError
+
+__all__ = ["RunPlan", "WorkerSpec", "Coordinator", "worker_main", "RECYCLE_AFTER"]
+
+RECYCLE_AFTER = 10
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    index: int
+    gpu: str | None = None  # a CUDA device id, or None for a CPU worker
+
+    @property
+    def name(self) -> str:
+        return f"w{self.index}" + (f"-gpu{self.gpu}" if self.gpu is not None else "")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a worker needs, picklable: the settings travel as data, not as globals."""
+
+    cfg: Config
+    storage: str
+    tracking_uri: str
+    experiment_id: str
+    parent_id: str
+    recycle_after: int = RECYCLE_AFTER
+
+
+def _set_device(spec: WorkerSpec) -> None:
+    # The one environment write the style allows: before TensorFlow is imported.
+    os.environ["CUDA_VISIBLE_DEVICES"] = spec.gpu if spec.gpu is not None else "-1"
+    # CPU workers: silence TensorFlow's C++ start-up chatter about missing CUDA drivers.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2" if spec.gpu is not None else "3"
+
+
+def _open_gpu(spec: WorkerSpec) -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if spec.gpu is not None and not gpus:
+        raise StudyError(f"--gpus asked for GPU {spec.gpu}, but TensorFlow sees no GPU there "
+                         "(check nvidia-smi and that the segsweep[gpu] extra is installed)")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    return f"GPU {spec.gpu}" if gpus else "CPU"
+
+
+def worker_main(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
+    """Entry point of a worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    _set_device(spec)
+    try:
+        device = _open_gpu(spec)
+        from segsweep import objective  # imports TensorFlow, after CUDA_VISIBLE_DEVICES is set
+        from segsweep.study import load_study, make_sampler
+        from segsweep.tracking import Tracker
+
+        data = objective.load_worker_data(plan.cfg)
+        study = load_study(plan.cfg.study.name, plan.storage, plan.cfg)
+        tracker = Tracker(plan.tracking_uri)
+    except Exception as err:  # noqa: BLE001 - anything here would fail every trial
+        conn.send(("fatal", str(err) or type(err).__name__))
+        return
+    conn.send(("ready",))
+    for _ in range(plan.recycle_after):
+        message = conn.recv()
+        if message[0] == "stop":
+            return
+        _, trial_id, number = message
+        study.sampler = make_sampler(plan.cfg, seed=plan.cfg.search.seed + number)
+        _run_one(study, trial_id, data, plan, tracker, spec, device, conn)
+    conn.send(("retire",))
+
+
+def _run_one(study: Any, trial_id: int, data: Any, plan: RunPlan, tracker: Any,
+             spec: WorkerSpec, device: str, conn: Connection) -> None:
+    import gc
+
+    import keras
+
+    from segsweep import objective
+    from segsweep.errors import ConfigError
+
+    try:
+        outcome = objective.run_trial(
+            study, trial_id, data, plan.cfg, tracker=tracker, experiment_id=plan.experiment_id,
+            parent_id=plan.parent_id, worker=spec.name, device=device,
+            on_start=lambda number, run_id: conn.send(("started", number, run_id)))
+        conn.send(("done", outcome.number, outcome.state, outcome.value, outcome.reason))
+    except ConfigError as err:  # a misconfiguration fails every trial: stop the study
+        conn.send(("fatal", str(err)))
+    except Exception as err:  # noqa: BLE001 - one bad trial must not stop the study
+        conn.send(("crashed", f"{type(err).__name__}: {err}"))
+    keras.backend.clear_session()
+    gc.collect()
+
+
+@dataclass
+class _Worker:
+    spec: WorkerSpec
+    process: Any
+    conn: Connection
+    ready: bool = False
+    trial: tuple[int, int] | None = None  # (trial_id, number) running now
+    run_id: str | None = None
+
+
+@dataclass
+class Coordinator:
+    """Hands out exactly ``n_trials`` trials to the workers and keeps the books."""
+
+    plan: RunPlan
+    specs: list[WorkerSpec]
+    n_trials: int
+    timeout: float | None = None
+    progress: Callable[[str], None] = print
+    asked: int = 0
+    finished: int = 0
+    best: tuple[float, int] | None = None
+    workers: dict[int, _Worker] = field(default_factory=dict)
+
+    def run(self) -> None:
+        from segsweep.study import load_study
+
+        self.study = load_study(self.plan.cfg.study.name, self.plan.storage, self.plan.cfg)
+        self._deadline = time.monotonic() + self.timeout if self.timeout else None
+        for spec in self.specs:
+            self._start(spec)
+        try:
+            while self.finished < self.asked or self._may_ask():
+                self._step()
+        except KeyboardInterrupt:
+            self._abort("interrupted")
+            raise
+        except BaseException as err:
+            self._abort(f"study stopped: {err}")
+            raise
+        self._shutdown()
+
+    def _may_ask(self) -> bool:
+        in_time = self._deadline is None or time.monotonic() < self._deadline
+        return self.asked < self.n_trials and in_time
+
+    def _start(self, spec: WorkerSpec) -> None:
+        ctx = mp.get_context("spawn")
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(target=worker_main, args=(spec, self.plan, theirs), name=spec.name,
+                           daemon=True)
+        proc.start()
+        theirs.close()
+        self.workers[spec.index] = _Worker(spec, proc, ours)
+
+    def _step(self) -> None:
+        self._hand_out()
+        conns = {w.conn: w for w in self.workers.values()}
+        sentinels = {w.process.sentinel: w for w in self.workers.values()}
+        for ready in wait([*conns, *sentinels], timeout=1.0):
+            worker = conns.get(ready) or sentinels[ready]
+            if ready in conns:
+                self._receive(worker)
+            if not worker.process.is_alive() and worker.spec.index in self.workers:
+                self._drain(worker)
+                self._lost(worker)
+
+    def _drain(self, worker: _Worker) -> None:
+        while worker.conn.poll():
+            try:
+                self._handle(worker, worker.conn.recv())
+            except (EOFError, OSError):
+                return
+
+    def _receive(self, worker: _Worker) -> None:
+        try:
+            message = worker.conn.recv()
+        except (EOFError, OSError):
+            return  # the sentinel reports the death
+        self._handle(worker, message)
+
+    def _handle(self, worker: _Worker, message: tuple) -> None:
+        kind = message[0]
+        if kind == "ready":
+            worker.ready = True
+        elif kind == "started":
+            worker.run_id = message[2]
+        elif kind == "done":
+            self._finished(worker, message[1], message[2], message[3], message[4])
+        elif kind == "crashed":
+            self._fail_running(worker, message[1])
+        elif kind == "retire":
+            worker.ready = False
+        elif kind == "fatal":
+            self._fail_running(worker, message[1])
+            raise StudyError(f"worker {worker.spec.name}: {message[1]}")
+
+    def _hand_out(self) -> None:
+        for worker in self.workers.values():
+            if worker.ready and worker.trial is None and self._may_ask():
+                trial = self.study.ask()
+                trial.set_user_attr("worker", worker.spec.name)
+                trial.set_user_attr("host", os.uname().nodename)
+                worker.trial = (trial._trial_id, trial.number)
+                worker.conn.send(("run", trial._trial_id, trial.number))
+                self.asked += 1
+
+    def _finished(self, worker: _Worker, number: int, state: str, value: float | None,
+                  reason: str) -> None:
+        worker.trial, worker.run_id = None, None
+        self.finished += 1
+        if value is not None and (self.best is None or value > self.best[0]):
+            self.best = (value, number)
+        best = f"{self.best[0]:.4f} (trial {self.best[1]})" if self.best else "-"
+        shown = f"val_dsc={value:.4f}" if value is not None else reason
+        running = ", ".join(f"{w.spec.name}:#{w.trial[1]}" for w in self.workers.values()
+                            if w.trial) or "none"
+        self.progress(f"[{self.finished}/{self.n_trials}] trial {number} {state} {shown} | "
+                      f"best val_dsc {best} | running: {running}")
+
+    def _fail_running(self, worker: _Worker, reason: str, status: str = "FAILED") -> None:
+        """End the worker's trial as FAIL with ``reason``, in Optuna and in MLflow."""
+        if worker.trial is None:
+            return
+        from optuna.trial import TrialState
+
+        from segsweep.tracking import Tracker
+
+        trial_id, number = worker.trial
+        storage = self.study._storage  # the same storage object the study writes through
+        if storage.get_trial(trial_id).state == TrialState.RUNNING:
+            storage.set_trial_user_attr(trial_id, "reason", reason)
+            self.study.tell(number, state=TrialState.FAIL)
+        if worker.run_id:
+            tracker = Tracker(self.plan.tracking_uri)
+            tracker.set_tags(worker.run_id, {"state": "FAIL", "reason": reason})
+            tracker.end_run(worker.run_id, status)
+        self._finished(worker, number, "FAIL", None, reason)
+
+    def _lost(self, worker: _Worker) -> None:
+        code = worker.process.exitcode
+        reason = f"worker died (signal {-code})" if code and code < 0 else f"worker exited ({code})"
+        retry = self.study._storage.get_trial(worker.trial[0]).params if worker.trial else None
+        number = worker.trial[1] if worker.trial else None
+        self._fail_running(worker, reason)
+        if retry is not None and number is not None:
+            self.study.enqueue_trial(retry, user_attrs={"retry_of": number})
+        del self.workers[worker.spec.index]
+        if self.finished < self.asked or self._may_ask():
+            self._start(worker.spec)
+
+    def _abort(self, reason: str) -> None:
+        """Kill the workers now and end their trials as FAIL with ``reason``; nothing RUNNING."""
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C kills at once
+        for worker in list(self.workers.values()):
+            worker.process.kill()
+            worker.process.join(timeout=10)
+            self._fail_running(worker, reason, status="KILLED" if reason == "interrupted"
+                               else "FAILED")
+        self.workers.clear()
+
+    def _shutdown(self) -> None:
+        for worker in self.workers.values():
+            try:
+                worker.conn.send(("stop",))
+            except (BrokenPipeError, OSError):
+                pass
+        for worker in self.workers.values():
+            worker.process.join(timeout=30)
+            if worker.process.is_alive():
+                worker.process.kill()
