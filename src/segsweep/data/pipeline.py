@@ -8,9 +8,9 @@ together, and masks are resampled with nearest so they stay binary.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
 from segsweep.config import AugmentSettings
 
