@@ -14,15 +14,31 @@ from PIL import Image
 pytestmark = pytest.mark.slow
 
 TINY = [
-    "--set", "data.image_size=32", "--set", "train.epochs=2", "--set", "train.batch_size=4",
-    "--set", "space.base_filters=[4]", "--set", "space.depth=[2]",
-    "--set", "search.pruner=\"none\"", "--set", "tracking.overlay_every=1",
+    "--set",
+    "data.image_size=32",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "space.base_filters=[4]",
+    "--set",
+    "space.depth=[2]",
+    "--set",
+    'search.pruner="none"',
+    "--set",
+    "tracking.overlay_every=1",
 ]
 
 
 def segsweep(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "segsweep", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "segsweep", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"segsweep {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
     return proc
@@ -54,18 +70,22 @@ def test_every_trial_is_an_mlflow_child_run_with_the_loss_split(finished_study: 
     exp = client.get_experiment_by_name("tiny")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = sorted((r for r in runs if "mlflow.parentRunId" in r.data.tags),
-                      key=lambda r: r.info.run_name)
+    children = sorted(
+        (r for r in runs if "mlflow.parentRunId" in r.data.tags), key=lambda r: r.info.run_name
+    )
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert [r.info.run_name for r in children] == ["trial-0", "trial-1"]
     for run in children:
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        history = {k: [m.value for m in client.get_metric_history(run.info.run_id, k)]
-                   for k in ("loss", "loss_data", "loss_l2", "val_dsc", "val_pred_fg", "lr")}
+        history = {
+            k: [m.value for m in client.get_metric_history(run.info.run_id, k)]
+            for k in ("loss", "loss_data", "loss_l2", "val_dsc", "val_pred_fg", "lr")
+        }
         assert all(len(v) == 2 for v in history.values()), history
-        for total, data, l2 in zip(history["loss"], history["loss_data"], history["loss_l2"],
-                                   strict=True):
+        for total, data, l2 in zip(
+            history["loss"], history["loss_data"], history["loss_l2"], strict=True
+        ):
             assert total == pytest.approx(data + l2, rel=1e-4, abs=1e-6)
         assert "data.manifest_hash" in run.data.params and "seed" in run.data.params
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -92,8 +112,10 @@ def test_predict_by_run_id_matches_predict_by_study(finished_study: Path, tmp_pa
     status = json.loads(segsweep(finished_study, "study", "status", "--json").stdout)
     images = finished_study / "ph" / "images"
     segsweep(finished_study, "predict", "study:tiny", str(images), str(tmp_path / "a"))
-    segsweep(finished_study, "predict", status["best"]["mlflow_run_id"], str(images),
-             str(tmp_path / "b"))
+    segsweep(
+        finished_study, "predict", status["best"]["mlflow_run_id"], str(images), str(tmp_path / "b")
+    )
     for a in sorted((tmp_path / "a").iterdir()):
-        assert np.array_equal(np.asarray(Image.open(a)),
-                              np.asarray(Image.open(tmp_path / "b" / a.name)))
+        assert np.array_equal(
+            np.asarray(Image.open(a)), np.asarray(Image.open(tmp_path / "b" / a.name))
+        )

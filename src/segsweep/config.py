@@ -247,6 +247,8 @@ def _field(key: str) -> dataclasses.Field:
 
 def _checked(key: str, value: Any) -> Any:
     f = _field(key)
+    if isinstance(f.default, str) and _is_number(value):
+        value = str(value)  # --set data.dir=2024 means the folder "2024"
     accepted = f.metadata["check"](value)
     if accepted:
         raise ConfigError(f"The '{key}' setting must be {accepted}. Got {value!r} instead.")

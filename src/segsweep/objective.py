@@ -43,12 +43,21 @@ class TrialOutcome:
 
 
 def load_worker_data(cfg: Config) -> WorkerData:
-    ds = load_dataset(Path(cfg.data.dir), image_size=cfg.data.image_size,
-                      intensity=cfg.data.intensity, mask_threshold=cfg.data.mask_threshold,
-                      channels=cfg.data.channels)
+    ds = load_dataset(
+        Path(cfg.data.dir),
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        mask_threshold=cfg.data.mask_threshold,
+        channels=cfg.data.channels,
+    )
     has_lesion = ds.masks.reshape(len(ds.masks), -1).max(axis=1) > 0
-    train, val = split_indices(ds.stems, has_lesion, val_fraction=cfg.data.val_fraction,
-                               seed=cfg.search.seed, group_pattern=cfg.data.group_pattern)
+    train, val = split_indices(
+        ds.stems,
+        has_lesion,
+        val_fraction=cfg.data.val_fraction,
+        seed=cfg.search.seed,
+        group_pattern=cfg.data.group_pattern,
+    )
     split = Split(ds.images[train], ds.masks[train], ds.images[val], ds.masks[val])
     return WorkerData(dataset=ds, split=split, cases=pick_cases(split.val_y))
 
@@ -63,8 +72,10 @@ class ReportToOptuna(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.monitor not in (logs or {}):
             # A missing metric would silently disable pruning for every trial: stop the study.
-            raise ConfigError(f"pruning monitors '{self.monitor}', which the epoch logs lack "
-                              f"(they hold {', '.join(sorted(logs or {}))})")
+            raise ConfigError(
+                f"pruning monitors '{self.monitor}', which the epoch logs lack "
+                f"(they hold {', '.join(sorted(logs or {}))})"
+            )
         self.trial.report(float(logs[self.monitor]), step=epoch + 1)
         if self.trial.should_prune():
             self.pruned_at = epoch + 1
@@ -90,41 +101,80 @@ class LogToMlflow(keras.callbacks.Callback):
             return
         idx = list(self.data.cases.values())
         split = self.data.split
-        grid = overlay_grid(split.val_x[idx], split.val_y[idx], prob[idx],
-                            threshold=self.cfg.train.threshold)
+        grid = overlay_grid(
+            split.val_x[idx], split.val_y[idx], prob[idx], threshold=self.cfg.train.threshold
+        )
         name = f"{epoch:03d}" if isinstance(epoch, int) else epoch
         self.tracker.log_image(self.run_id, grid, f"overlays/epoch_{name}.png")
 
 
 def _run_params(cfg: Config, params: dict[str, Any], data: WorkerData, seed: int) -> dict:
-    flat = {f"{s}.{k}": v for s, vals in config_to_dict(cfg).items() if s != "space"
-            for k, v in vals.items()}
-    return {**params, **flat, "seed": seed, "data.manifest_hash": data.dataset.manifest_hash,
-            "data.channels_used": data.dataset.channels, "n_train": len(data.split.train_x),
-            "n_val": len(data.split.val_x)}
+    flat = {
+        f"{s}.{k}": v
+        for s, vals in config_to_dict(cfg).items()
+        if s != "space"
+        for k, v in vals.items()
+    }
+    return {
+        **params,
+        **flat,
+        "seed": seed,
+        "data.manifest_hash": data.dataset.manifest_hash,
+        "data.channels_used": data.dataset.channels,
+        "n_train": len(data.split.train_x),
+        "n_val": len(data.split.val_x),
+    }
 
 
-def _train(trial: optuna.Trial, params: dict, data: WorkerData, cfg: Config, seed: int,
-           logger: LogToMlflow) -> tuple[FitResult, ReportToOptuna]:
+def _train(
+    trial: optuna.Trial, params: dict, data: WorkerData, cfg: Config, seed: int, logger: LogToMlflow
+) -> tuple[FitResult, ReportToOptuna]:
     reporter = ReportToOptuna(trial)
     try:
-        result = fit(params, data.split, cfg, seed=seed, callbacks=[reporter, logger],
-                     on_validation=lambda v: setattr(logger, "validation", v))
+        result = fit(
+            params,
+            data.split,
+            cfg,
+            seed=seed,
+            callbacks=[reporter, logger],
+            on_validation=lambda v: setattr(logger, "validation", v),
+        )
     except tf.errors.ResourceExhaustedError:
-        raise TrialFailed(f"out of memory at batch size {cfg.train.batch_size}, image size "
-                          f"{cfg.data.image_size}: lower train.batch_size or the filters") from None
+        raise TrialFailed(
+            f"out of memory at batch size {cfg.train.batch_size}, image size "
+            f"{cfg.data.image_size}: lower train.batch_size or the filters"
+        ) from None
     return result, reporter
 
 
-def run_trial(study: optuna.Study, trial_id: int, data: WorkerData, cfg: Config, *,
-              tracker: Tracker, experiment_id: str, parent_id: str, worker: str, device: str,
-              on_start: Any = None) -> TrialOutcome:
+def run_trial(
+    study: optuna.Study,
+    trial_id: int,
+    data: WorkerData,
+    cfg: Config,
+    *,
+    tracker: Tracker,
+    experiment_id: str,
+    parent_id: str,
+    worker: str,
+    device: str,
+    on_start: Any = None,
+) -> TrialOutcome:
     """Run the asked trial ``trial_id`` to its end and tell Optuna; never leaves it RUNNING."""
     trial = optuna.trial.Trial(study, trial_id)
     seed = cfg.search.seed + trial.number
-    run_id = tracker.start_run(experiment_id, name=f"trial-{trial.number}", parent_id=parent_id,
-                               tags={"trial": trial.number, "state": "RUNNING", "worker": worker,
-                                     "device": device, "study": study.study_name})
+    run_id = tracker.start_run(
+        experiment_id,
+        name=f"trial-{trial.number}",
+        parent_id=parent_id,
+        tags={
+            "trial": trial.number,
+            "state": "RUNNING",
+            "worker": worker,
+            "device": device,
+            "study": study.study_name,
+        },
+    )
     trial.set_user_attr("mlflow_run_id", run_id)
     trial.set_user_attr("seed", seed)
     if on_start is not None:
@@ -141,16 +191,33 @@ def run_trial(study: optuna.Study, trial_id: int, data: WorkerData, cfg: Config,
         return _finish(study, trial, tracker, run_id, "FAIL", None, str(err))
     if cfg.tracking.log_model and result.best_epoch:
         tracker.log_keras_model(run_id, result.net)
-    tracker.log_metrics(run_id, {"best_val_dsc": result.best_value,
-                                 "best_epoch": result.best_epoch}, step=result.best_epoch)
+    tracker.log_metrics(
+        run_id,
+        {"best_val_dsc": result.best_value, "best_epoch": result.best_epoch},
+        step=result.best_epoch,
+    )
     if reporter.pruned_at:
-        return _finish(study, trial, tracker, run_id, "PRUNED", None,
-                       f"pruned after epoch {reporter.pruned_at}")
+        return _finish(
+            study,
+            trial,
+            tracker,
+            run_id,
+            "PRUNED",
+            None,
+            f"pruned after epoch {reporter.pruned_at}",
+        )
     return _finish(study, trial, tracker, run_id, "COMPLETE", result.best_value, "")
 
 
-def _finish(study: optuna.Study, trial: optuna.Trial, tracker: Tracker, run_id: str,
-            state: str, value: float | None, reason: str) -> TrialOutcome:
+def _finish(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    tracker: Tracker,
+    run_id: str,
+    state: str,
+    value: float | None,
+    reason: str,
+) -> TrialOutcome:
     if reason:
         trial.set_user_attr("reason", reason)
     if state == "COMPLETE" and (value is None or not math.isfinite(value)):
@@ -164,4 +231,3 @@ def _finish(study: optuna.Study, trial: optuna.Trial, tracker: Tracker, run_id: 
 def describe_device() -> str:
     gpus = tf.config.list_logical_devices("GPU")
     return gpus[0].name if gpus else "CPU"
-

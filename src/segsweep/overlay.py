@@ -38,14 +38,18 @@ def _tint(rgb: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> np.ndarray:
     return out
 
 
-def overlay_grid(images: np.ndarray, truth: np.ndarray, prob: np.ndarray, *,
-                 threshold: float = 0.5) -> np.ndarray:
+def overlay_grid(
+    images: np.ndarray, truth: np.ndarray, prob: np.ndarray, *, threshold: float = 0.5
+) -> np.ndarray:
     """One row per case (image, truth, prediction), uint8 RGB, 2-pixel white gutters."""
     rows = []
     for image, t, p in zip(images, truth, prob, strict=True):
         rgb = _gray_rgb(image)
-        panels = [rgb, _tint(rgb, t.squeeze(-1) > 0, _GREEN),
-                  _tint(rgb, p.squeeze(-1) > threshold, _RED)]
+        panels = [
+            rgb,
+            _tint(rgb, t.squeeze(-1) > 0, _GREEN),
+            _tint(rgb, p.squeeze(-1) > threshold, _RED),
+        ]
         gutter = np.ones((rgb.shape[0], 2, 3), np.float32)
         rows.append(np.concatenate([panels[0], gutter, panels[1], gutter, panels[2]], axis=1))
         rows.append(np.ones((2, rows[-1].shape[1], 3), np.float32))

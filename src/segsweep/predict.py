@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import keras
 import numpy as np
 from PIL import Image
 
@@ -24,7 +24,7 @@ __all__ = ["LoadedModel", "load_model", "predict_folder", "list_images"]
 
 @dataclass(frozen=True)
 class LoadedModel:
-    net: keras.Model
+    net: Any  # a keras.Model; Keras is imported only once a model file is known to exist
     intensity: str  # how training scaled intensities, so inference scales the same way
     source: str
 
@@ -38,6 +38,8 @@ class LoadedModel:
 
 
 def _from_file(path: Path, intensity: str) -> LoadedModel:
+    import keras
+
     try:
         net = keras.saving.load_model(path, compile=False)
     except Exception as err:  # Keras raises ValueError, OSError, zipfile errors...
@@ -52,8 +54,10 @@ def _from_run(run_id: str, tracking_uri: str, intensity: str | None) -> LoadedMo
     try:
         params = tracker.client.get_run(run_id).data.params
     except Exception:  # noqa: BLE001 - MLflow's error text is long; say what was looked up
-        raise StudyError(f"no MLflow run {run_id!r} in {tracker.uri}; MODEL must be a .keras "
-                         "file, an MLflow run id or study:NAME") from None
+        raise StudyError(
+            f"no MLflow run {run_id!r} in {tracker.uri}; MODEL must be a .keras "
+            "file, an MLflow run id or study:NAME"
+        ) from None
     folder = tracker.download_model(run_id)
     files = sorted(folder.rglob("*.keras"))
     if not files:
@@ -62,8 +66,13 @@ def _from_run(run_id: str, tracking_uri: str, intensity: str | None) -> LoadedMo
     return LoadedModel(loaded.net, loaded.intensity, f"run {run_id}")
 
 
-def load_model(ref: str, *, tracking_uri: str = "", intensity: str | None = None,
-               best_run: Callable[[str], str] | None = None) -> LoadedModel:
+def load_model(
+    ref: str,
+    *,
+    tracking_uri: str = "",
+    intensity: str | None = None,
+    best_run: Callable[[str], str] | None = None,
+) -> LoadedModel:
     """``ref``: a ``.keras`` path, an MLflow run id, or ``study:NAME`` resolved by ``best_run``."""
     if ref.startswith("study:"):
         if best_run is None:
@@ -80,8 +89,9 @@ def load_model(ref: str, *, tracking_uri: str = "", intensity: str | None = None
 def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder of images")
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     if not files:
         raise DataError(f"{folder} holds no image ({', '.join(IMAGE_SUFFIXES)})")
     return files
@@ -94,17 +104,32 @@ def _to_original(prob: np.ndarray, size: tuple[int, int], threshold: float) -> n
     return np.where(np.asarray(img) > threshold, 255, 0).astype(np.uint8)
 
 
-def predict_folder(model: LoadedModel, images_dir: Path, out_dir: Path, *,
-                   threshold: float = 0.5, batch_size: int = 16) -> int:
+def predict_folder(
+    model: LoadedModel,
+    images_dir: Path,
+    out_dir: Path,
+    *,
+    threshold: float = 0.5,
+    batch_size: int = 16,
+) -> int:
     """Write ``out_dir/<stem>.png`` for every image; returns how many were written."""
     files = list_images(images_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(files), batch_size):
-        chunk = files[start:start + batch_size]
+        chunk = files[start : start + batch_size]
         raws = [read_image(p) for p in chunk]
-        batch = np.stack([prepare_image(r, image_size=model.image_size, channels=model.channels,
-                                        intensity=model.intensity, name=p.name)
-                          for r, p in zip(raws, chunk, strict=True)])
+        batch = np.stack(
+            [
+                prepare_image(
+                    r,
+                    image_size=model.image_size,
+                    channels=model.channels,
+                    intensity=model.intensity,
+                    name=p.name,
+                )
+                for r, p in zip(raws, chunk, strict=True)
+            ]
+        )
         prob = np.asarray(model.net.predict_on_batch(batch))[..., 0]
         for raw, p, path in zip(raws, prob, chunk, strict=True):
             mask = _to_original(p, raw.shape[:2], threshold)

@@ -24,8 +24,10 @@ def worker_specs(*, workers: int | None, gpus: str | None) -> list[WorkerSpec]:
     if gpus is not None:
         ids = [g.strip() for g in gpus.split(",")]
         if not ids or not all(g.isdigit() for g in ids):
-            raise ConfigError(f"--gpus takes CUDA device numbers separated by commas, such as "
-                              f"0,1. Got {gpus!r} instead.")
+            raise ConfigError(
+                f"--gpus takes CUDA device numbers separated by commas, such as "
+                f"0,1. Got {gpus!r} instead."
+            )
         return [WorkerSpec(i, g) for i, g in enumerate(ids)]
     count = 1 if workers is None else workers
     if count < 1:
@@ -37,24 +39,44 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_study(cfg: Config, *, storage: str, n_trials: int, specs: list[WorkerSpec],
-              timeout: float | None = None, progress: Callable[[str], None] = print
-              ) -> dict[str, Any]:
+def run_study(
+    cfg: Config,
+    *,
+    storage: str,
+    n_trials: int,
+    specs: list[WorkerSpec],
+    timeout: float | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run ``n_trials`` more trials across ``specs``; returns the study summary."""
     if n_trials < 1:
         raise ConfigError(f"--trials must be at least 1. Got {n_trials} instead.")
     load_study(cfg.study.name, storage)  # fail before any process starts
     tracker = Tracker(cfg.tracking.uri)
     experiment_id = tracker.experiment(cfg.study.name)
-    parent = tracker.start_run(experiment_id, name=f"study-run-{time.strftime('%Y%m%d-%H%M%S')}",
-                               tags={"study": cfg.study.name, "storage": storage,
-                                     "n_trials": n_trials, "workers": len(specs),
-                                     "host": os.uname().nodename, **package_versions()})
-    tracker.log_params(parent, {f"{s}.{k}": v for s, vals in config_to_dict(cfg).items()
-                                for k, v in vals.items()})
+    parent = tracker.start_run(
+        experiment_id,
+        name=f"study-run-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={
+            "study": cfg.study.name,
+            "storage": storage,
+            "n_trials": n_trials,
+            "workers": len(specs),
+            "host": os.uname().nodename,
+            **package_versions(),
+        },
+    )
+    tracker.log_params(
+        parent, {f"{s}.{k}": v for s, vals in config_to_dict(cfg).items() for k, v in vals.items()}
+    )
     tracker.log_text(parent, dump_toml(cfg), "study.toml")
-    plan = RunPlan(cfg=cfg, storage=storage, tracking_uri=tracker.uri,
-                   experiment_id=experiment_id, parent_id=parent)
+    plan = RunPlan(
+        cfg=cfg,
+        storage=storage,
+        tracking_uri=tracker.uri,
+        experiment_id=experiment_id,
+        parent_id=parent,
+    )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         Coordinator(plan, specs, n_trials, timeout, progress).run()

@@ -43,9 +43,16 @@ def storage_url(cfg: Config, studies_dir: Path = STUDIES_DIR) -> str:
     return cfg.study.storage or str(studies_dir / f"{cfg.study.name}.journal")
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """A URL with a scheme is an RDB storage; anything else is a journal file path."""
+def open_storage(url: str, *, create: bool = False) -> optuna.storages.BaseStorage:
+    """A URL with a scheme is an RDB storage; anything else is a journal file path.
+
+    Only ``create=True`` (``study create``) may make a new journal file, so a mistyped path in
+    any other command is an error instead of an empty study store.
+    """
     if "://" not in url:
+        if not create and not Path(url).is_file():
+            raise StudyError(f"no Optuna journal at {url}; `segsweep study create NAME` makes "
+                             "one (with --exist-ok if studies/NAME.toml already exists)")
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(url))
     try:
@@ -57,53 +64,67 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
     # SQLite: wait for a lock instead of failing at once when workers write together.
-    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    return (
+        {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    )
 
 
 def make_sampler(cfg: Config, *, seed: int) -> optuna.samplers.BaseSampler:
     if cfg.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # constant_liar keeps parallel workers from sampling next to each other's running trials.
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.search.startup_trials,
-                                      constant_liar=True)
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=cfg.search.startup_trials, constant_liar=True
+    )
 
 
 def make_pruner(cfg: Config) -> optuna.pruners.BasePruner:
     if cfg.search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=cfg.search.min_epochs,
-                                              max_resource=cfg.train.epochs)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=cfg.search.min_epochs, max_resource=cfg.train.epochs
+        )
     if cfg.search.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5,
-                                           n_warmup_steps=cfg.search.min_epochs)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=cfg.search.min_epochs)
     return optuna.pruners.NopPruner()
 
 
 def create_study(cfg: Config, url: str, *, exist_ok: bool) -> optuna.Study:
-    storage = open_storage(url)
+    storage = open_storage(url, create=True)
     exists = cfg.study.name in optuna.get_all_study_names(storage)
     if exists and not exist_ok:
-        raise StudyError(f"study '{cfg.study.name}' already exists in {url}; pass --exist-ok "
-                         "to keep it and update its settings")
-    study = optuna.create_study(study_name=cfg.study.name, storage=storage,
-                                direction="maximize", load_if_exists=True,
-                                sampler=make_sampler(cfg, seed=cfg.search.seed),
-                                pruner=make_pruner(cfg))
+        raise StudyError(
+            f"study '{cfg.study.name}' already exists in {url}; pass --exist-ok "
+            "to keep it and update its settings"
+        )
+    study = optuna.create_study(
+        study_name=cfg.study.name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=make_sampler(cfg, seed=cfg.search.seed),
+        pruner=make_pruner(cfg),
+    )
     study.set_user_attr(CONFIG_ATTR, dump_toml(cfg))
     return study
 
 
-def load_study(name: str, url: str, cfg: Config | None = None, *,
-               seed: int | None = None) -> optuna.Study:
+def load_study(
+    name: str, url: str, cfg: Config | None = None, *, seed: int | None = None
+) -> optuna.Study:
     storage = open_storage(url)
     if name not in optuna.get_all_study_names(storage):
-        raise StudyError(f"no study '{name}' in {url}; create it with `segsweep study create "
-                         f"{name}`")
+        raise StudyError(
+            f"no study '{name}' in {url}; create it with `segsweep study create {name}` "
+            f"(add --exist-ok if studies/{name}.toml already exists)"
+        )
     if cfg is None:
         return optuna.load_study(study_name=name, storage=storage)
-    return optuna.load_study(study_name=name, storage=storage,
-                             sampler=make_sampler(cfg, seed=cfg.search.seed if seed is None
-                                                  else seed),
-                             pruner=make_pruner(cfg))
+    return optuna.load_study(
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(cfg, seed=cfg.search.seed if seed is None else seed),
+        pruner=make_pruner(cfg),
+    )
 
 
 def study_config(study: optuna.Study) -> Config:
@@ -127,13 +148,20 @@ def find_study_name(studies_dir: Path = STUDIES_DIR) -> str:
 
 
 def _best(study: optuna.Study) -> dict[str, Any] | None:
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None and math.isfinite(t.value)]
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value)
+    ]
     if not done:
         return None
     best = max(done, key=lambda t: t.value)
-    return {"number": best.number, "value": best.value, "params": best.params,
-            "mlflow_run_id": best.user_attrs.get("mlflow_run_id")}
+    return {
+        "number": best.number,
+        "value": best.value,
+        "params": best.params,
+        "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
+    }
 
 
 def summary(study: optuna.Study) -> dict[str, Any]:

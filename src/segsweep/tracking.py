@@ -36,7 +36,7 @@ def package_versions() -> dict[str, str]:
 
 
 def _chunks(items: list, size: int = 100) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 class Tracker:
@@ -55,8 +55,14 @@ class Tracker:
         except Exception as err:  # MLflow raises many types; the user needs the URI
             raise StudyError(f"cannot open MLflow tracking store {self.uri}: {err}") from None
 
-    def start_run(self, experiment_id: str, *, name: str, tags: Mapping[str, Any],
-                  parent_id: str | None = None) -> str:
+    def start_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str,
+        tags: Mapping[str, Any],
+        parent_id: str | None = None,
+    ) -> str:
         tags = {k: str(v) for k, v in tags.items()}
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
@@ -73,8 +79,9 @@ class Tracker:
 
     def log_metrics(self, run_id: str, values: Mapping[str, float], *, step: int) -> None:
         now = int(1000 * time.time())
-        metrics = [Metric(k, float(v), now, step) for k, v in sorted(values.items())
-                   if np.isfinite(v)]
+        metrics = [
+            Metric(k, float(v), now, step) for k, v in sorted(values.items()) if np.isfinite(v)
+        ]
         for chunk in _chunks(metrics, 1000):
             self.client.log_batch(run_id, metrics=chunk, synchronous=True)
 
@@ -90,13 +97,13 @@ class Tracker:
     def log_keras_model(self, run_id: str, net: Any) -> None:
         """The model as an MLflow Keras model, loadable with ``mlflow.keras.load_model``."""
         import mlflow.keras  # imports TensorFlow: only workers that trained pay for it
-
         from mlflow.models import infer_signature
 
         pins = [f"tensorflow=={version('tensorflow')}", f"keras=={version('keras')}"]
         shape = tuple(int(d) for d in net.input_shape[1:])
-        signature = infer_signature(np.zeros((1, *shape), np.float32),
-                                    np.zeros((1, *shape[:2], 1), np.float32))
+        signature = infer_signature(
+            np.zeros((1, *shape), np.float32), np.zeros((1, *shape[:2], 1), np.float32)
+        )
         with mlflow.start_run(run_id=run_id):
             mlflow.keras.log_model(net, name="model", pip_requirements=pins, signature=signature)
         # start_run(run_id) ends the run as FINISHED on exit; the caller sets the real status.
@@ -107,14 +114,15 @@ class Tracker:
         self.client.set_terminated(run_id, status=status)
 
     def run_status(self, run_id: str) -> str:
-        return RunStatus.to_string(RunStatus.from_string(
-            self.client.get_run(run_id).info.status))
+        return RunStatus.to_string(RunStatus.from_string(self.client.get_run(run_id).info.status))
 
     def download_model(self, run_id: str) -> Path:
         target = Path(tempfile.mkdtemp(prefix="segsweep-model-"))
         try:
-            return Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model",
-                                                            dst_path=str(target)))
+            return Path(
+                mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(target))
+            )
         except Exception as err:
-            raise StudyError(f"no model logged for MLflow run {run_id} in {self.uri}: "
-                             f"{str(err).splitlines()[0]}") from None
+            raise StudyError(
+                f"no model logged for MLflow run {run_id} in {self.uri}: {str(err).splitlines()[0]}"
+            ) from None

@@ -9,8 +9,8 @@ in as extra Keras callbacks; this module knows neither Optuna nor MLflow.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -96,8 +96,9 @@ def make_optimizer(params: dict[str, Any], *, total_steps: int) -> keras.optimiz
     lr = float(params["lr"])
     schedule = params["schedule"]
     if schedule == "poly":  # the "poly" policy of segmentation papers: lr·(1 − t/T)^0.9
-        lr = keras.optimizers.schedules.PolynomialDecay(lr, total_steps, end_learning_rate=0.0,
-                                                        power=0.9)
+        lr = keras.optimizers.schedules.PolynomialDecay(
+            lr, total_steps, end_learning_rate=0.0, power=0.9
+        )
     elif schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, total_steps)
     return keras.optimizers.Adam(learning_rate=lr)
@@ -110,8 +111,15 @@ class ValidationMetrics(keras.callbacks.Callback):
     thresholded, so it is computed here from one prediction of the whole set.
     """
 
-    def __init__(self, net: keras.Model, val_x: np.ndarray, val_y: np.ndarray, *,
-                 threshold: float, batch_size: int) -> None:
+    def __init__(
+        self,
+        net: keras.Model,
+        val_x: np.ndarray,
+        val_y: np.ndarray,
+        *,
+        threshold: float,
+        batch_size: int,
+    ) -> None:
         super().__init__()
         self.net, self.val_x, self.val_y = net, val_x, val_y
         self.threshold, self.batch_size = threshold, batch_size
@@ -121,11 +129,19 @@ class ValidationMetrics(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         if not math.isfinite(float(logs.get("loss", 0.0))):
             raise TrialFailed(f"loss became NaN at epoch {epoch + 1}")
-        prob = self.net.predict(self.val_x, batch_size=self.batch_size, verbose=0)
+        prob = predict_padded(self.net, self.val_x, batch_size=self.batch_size)
         self.last_prob = prob
         scores = segmentation_metrics(self.val_y, prob, threshold=self.threshold)
         logs.update({f"val_{k}": float(v) for k, v in scores.items()})
         logs["lr"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def predict_padded(net: keras.Model, x: np.ndarray, *, batch_size: int) -> np.ndarray:
+    """``net.predict`` with the last batch padded to full size, so one graph serves every batch
+    (a short last batch would trace a second graph for every new model)."""
+    pad = -len(x) % batch_size
+    padded = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+    return net.predict(padded, batch_size=batch_size, verbose=0)[: len(x)]
 
 
 class KeepBest(keras.callbacks.Callback):
@@ -168,26 +184,47 @@ def fit(
     predictions of the whole validation set (for overlays drawn without predicting again).
     """
     keras.utils.set_random_seed(seed)
-    net = build_model(params, in_channels=split.train_x.shape[-1],
-                      image_size=cfg.data.image_size)
+    net = build_model(params, in_channels=split.train_x.shape[-1], image_size=cfg.data.image_size)
     infer = inference_model(net)
-    loss = get_loss(params["loss"], dice_w2=float(params.get("dice_w2", 0.7)),
-                    smooth=float(params["smooth"]),
-                    per_image=params["dice_reduction"] == "image")
+    loss = get_loss(
+        params["loss"],
+        dice_w2=float(params.get("dice_w2", 0.7)),
+        smooth=float(params["smooth"]),
+        per_image=params["dice_reduction"] == "image",
+    )
     model = LossSplitModel(net, loss)
     steps = math.ceil(len(split.train_x) / cfg.train.batch_size)
     model.compile(optimizer=make_optimizer(params, total_steps=steps * cfg.train.epochs))
-    data = train_dataset(split.train_x, split.train_y, batch_size=cfg.train.batch_size,
-                         augment=cfg.augment, seed=seed)
-    val = ValidationMetrics(infer, split.val_x, split.val_y, threshold=cfg.train.threshold,
-                            batch_size=2 * cfg.train.batch_size)
+    data = train_dataset(
+        split.train_x,
+        split.train_y,
+        batch_size=cfg.train.batch_size,
+        augment=cfg.augment,
+        seed=seed,
+    )
+    val = ValidationMetrics(
+        infer,
+        split.val_x,
+        split.val_y,
+        threshold=cfg.train.threshold,
+        batch_size=2 * cfg.train.batch_size,
+    )
     if on_validation is not None:
         on_validation(val)
     best, history = KeepBest(infer), History()
-    model.fit(data, epochs=cfg.train.epochs, verbose=0, shuffle=False,  # shuffled by tf.data
-              callbacks=[val, best, history, *callbacks])
+    model.fit(
+        data,
+        epochs=cfg.train.epochs,
+        verbose=0,
+        shuffle=False,  # shuffled by tf.data
+        callbacks=[val, best, history, *callbacks],
+    )
     if best.weights is not None:
         infer.set_weights(best.weights)
-    return FitResult(history=history.values, best_epoch=best.best_epoch,
-                     best_value=best.best_value, net=infer,
-                     stopped_early=len(history.values.get("loss", [])) < cfg.train.epochs)
+    return FitResult(
+        history=history.values,
+        best_epoch=best.best_epoch,
+        best_value=best.best_value,
+        net=infer,
+        stopped_early=len(history.values.get("loss", [])) < cfg.train.epochs,
+    )

@@ -64,8 +64,10 @@ def _open_gpu(spec: WorkerSpec) -> str:
 
     gpus = tf.config.list_physical_devices("GPU")
     if spec.gpu is not None and not gpus:
-        raise StudyError(f"--gpus asked for GPU {spec.gpu}, but TensorFlow sees no GPU there "
-                         "(check nvidia-smi and that the segsweep[gpu] extra is installed)")
+        raise StudyError(
+            f"--gpus asked for GPU {spec.gpu}, but TensorFlow sees no GPU there "
+            "(check nvidia-smi and that the segsweep[gpu] extra is installed)"
+        )
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
     return f"GPU {spec.gpu}" if gpus else "CPU"
@@ -98,8 +100,16 @@ def worker_main(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
     conn.send(("retire",))
 
 
-def _run_one(study: Any, trial_id: int, data: Any, plan: RunPlan, tracker: Any,
-             spec: WorkerSpec, device: str, conn: Connection) -> None:
+def _run_one(
+    study: Any,
+    trial_id: int,
+    data: Any,
+    plan: RunPlan,
+    tracker: Any,
+    spec: WorkerSpec,
+    device: str,
+    conn: Connection,
+) -> None:
     import gc
 
     import keras
@@ -109,9 +119,17 @@ def _run_one(study: Any, trial_id: int, data: Any, plan: RunPlan, tracker: Any,
 
     try:
         outcome = objective.run_trial(
-            study, trial_id, data, plan.cfg, tracker=tracker, experiment_id=plan.experiment_id,
-            parent_id=plan.parent_id, worker=spec.name, device=device,
-            on_start=lambda number, run_id: conn.send(("started", number, run_id)))
+            study,
+            trial_id,
+            data,
+            plan.cfg,
+            tracker=tracker,
+            experiment_id=plan.experiment_id,
+            parent_id=plan.parent_id,
+            worker=spec.name,
+            device=device,
+            on_start=lambda number, run_id: conn.send(("started", number, run_id)),
+        )
         conn.send(("done", outcome.number, outcome.state, outcome.value, outcome.reason))
     except ConfigError as err:  # a misconfiguration fails every trial: stop the study
         conn.send(("fatal", str(err)))
@@ -170,8 +188,9 @@ class Coordinator:
     def _start(self, spec: WorkerSpec) -> None:
         ctx = mp.get_context("spawn")
         ours, theirs = ctx.Pipe()
-        proc = ctx.Process(target=worker_main, args=(spec, self.plan, theirs), name=spec.name,
-                           daemon=True)
+        proc = ctx.Process(
+            target=worker_main, args=(spec, self.plan, theirs), name=spec.name, daemon=True
+        )
         proc.start()
         theirs.close()
         self.workers[spec.index] = _Worker(spec, proc, ours)
@@ -228,18 +247,23 @@ class Coordinator:
                 worker.conn.send(("run", trial._trial_id, trial.number))
                 self.asked += 1
 
-    def _finished(self, worker: _Worker, number: int, state: str, value: float | None,
-                  reason: str) -> None:
+    def _finished(
+        self, worker: _Worker, number: int, state: str, value: float | None, reason: str
+    ) -> None:
         worker.trial, worker.run_id = None, None
         self.finished += 1
         if value is not None and (self.best is None or value > self.best[0]):
             self.best = (value, number)
         best = f"{self.best[0]:.4f} (trial {self.best[1]})" if self.best else "-"
         shown = f"val_dsc={value:.4f}" if value is not None else reason
-        running = ", ".join(f"{w.spec.name}:#{w.trial[1]}" for w in self.workers.values()
-                            if w.trial) or "none"
-        self.progress(f"[{self.finished}/{self.n_trials}] trial {number} {state} {shown} | "
-                      f"best val_dsc {best} | running: {running}")
+        running = (
+            ", ".join(f"{w.spec.name}:#{w.trial[1]}" for w in self.workers.values() if w.trial)
+            or "none"
+        )
+        self.progress(
+            f"[{self.finished}/{self.n_trials}] trial {number} {state} {shown} | "
+            f"best val_dsc {best} | running: {running}"
+        )
 
     def _fail_running(self, worker: _Worker, reason: str, status: str = "FAILED") -> None:
         """End the worker's trial as FAIL with ``reason``, in Optuna and in MLflow."""
@@ -278,8 +302,9 @@ class Coordinator:
         for worker in list(self.workers.values()):
             worker.process.kill()
             worker.process.join(timeout=10)
-            self._fail_running(worker, reason, status="KILLED" if reason == "interrupted"
-                               else "FAILED")
+            self._fail_running(
+                worker, reason, status="KILLED" if reason == "interrupted" else "FAILED"
+            )
         self.workers.clear()
 
     def _shutdown(self) -> None:

@@ -23,11 +23,15 @@ def augmenter(aug: AugmentSettings, *, seed: int) -> keras.layers.Pipeline | Non
     if aug.flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if aug.rotation > 0:
-        layers.append(keras.layers.RandomRotation(aug.rotation / 360.0, fill_mode="constant",
-                                                  seed=seed + 1))
+        layers.append(
+            keras.layers.RandomRotation(aug.rotation / 360.0, fill_mode="constant", seed=seed + 1)
+        )
     if aug.shift > 0:
-        layers.append(keras.layers.RandomTranslation(aug.shift, aug.shift, fill_mode="constant",
-                                                     seed=seed + 2))
+        layers.append(
+            keras.layers.RandomTranslation(
+                aug.shift, aug.shift, fill_mode="constant", seed=seed + 2
+            )
+        )
     if aug.zoom > 0:
         layers.append(keras.layers.RandomZoom(aug.zoom, fill_mode="constant", seed=seed + 3))
     return keras.layers.Pipeline(layers) if layers else None

@@ -1,0 +1,92 @@
+"""Pieces every ``segsweep`` command shares: the error boundary, shared options, study lookup."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from segsweep.errors import SegsweepError
+
+__all__ = [
+    "Group",
+    "UserError",
+    "storage_option",
+    "tracking_option",
+    "resolve_study",
+    "print_best",
+    "synth_line",
+]
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import: quiet logs
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+
+class Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SegsweepError as err:
+            raise UserError(str(err)) from None
+
+
+storage_option = click.option(
+    "--storage",
+    default=None,
+    metavar="URL",
+    help="Optuna storage (journal file path, sqlite:///…, postgresql://…); "
+    "default: the study's settings, else studies/NAME.journal.",
+)
+tracking_option = click.option(
+    "--tracking-uri",
+    default=None,
+    metavar="URI",
+    help="MLflow tracking URI; default: the study's settings, else MLflow's own default "
+    "(mlflow.db in the working directory).",
+)
+
+
+def synth_line(info: dict) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items() if k != "n"
+    )
+
+
+def resolve_study(name: str | None, storage: str | None, tracking_uri: str | None):
+    """Settings from studies/NAME.toml, or from the study in --storage (another host)."""
+    from segsweep.config import load_config
+    from segsweep.study import STUDIES_DIR, find_study_name, load_study, study_config
+
+    name = name or find_study_name()
+    path = STUDIES_DIR / f"{name}.toml"
+    if path.exists():
+        cfg = load_config(path)
+    elif storage:
+        cfg = study_config(load_study(name, storage))
+    else:
+        raise SegsweepError(
+            f"{path} not found; create the study with `segsweep study create "
+            f"{name}` or pass --storage to read it from a shared storage"
+        )
+    overrides = {"study.storage": storage, "tracking.uri": tracking_uri}
+    return cfg.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def print_best(result: dict) -> None:
+    states = ", ".join(f"{k.lower()} {v}" for k, v in result["states"].items() if v)
+    click.echo(f"trials: {states or 'none'}")
+    best = result["best"]
+    if best is None:
+        click.echo("no trial has completed yet")
+        return
+    params = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items()
+    )
+    click.echo(
+        f"best: trial {best['number']} val_dsc={best['value']:.4f} "
+        f"(MLflow run {best['mlflow_run_id']})\n  {params}"
+    )

@@ -1,0 +1,56 @@
+"""``segsweep predict``: masks for a folder of images from a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from segsweep.cli._common import (
+    resolve_study,
+    tracking_option,
+)
+from segsweep.errors import SegsweepError
+
+
+@click.command("predict")
+@click.argument("model")
+@click.argument("images_dir", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--threshold", default=0.5, show_default=True, help="lesion probability cut-off")
+@click.option(
+    "--intensity",
+    type=click.Choice(["dtype", "minmax"]),
+    default=None,
+    help="intensity rule; default: the one the model was trained with",
+)
+@tracking_option
+def command(
+    model: str,
+    images_dir: Path,
+    out_dir: Path,
+    threshold: float,
+    intensity: str | None,
+    tracking_uri: str | None,
+) -> None:
+    """Write a PNG mask {0,255} per image of IMAGES_DIR at its original size.
+
+    MODEL is a .keras file, an MLflow run id, or study:NAME (the best trial's model).
+    """
+    from segsweep.predict import load_model, predict_folder
+
+    def best_run(study_name: str) -> str:
+        from segsweep.study import load_study, storage_url, summary
+
+        cfg = resolve_study(study_name, None, None)
+        best = summary(load_study(cfg.study.name, storage_url(cfg)))["best"]
+        if best is None or not best["mlflow_run_id"]:
+            raise SegsweepError(f"study '{study_name}' has no completed trial with a model yet")
+        return best["mlflow_run_id"]
+
+    uri = tracking_uri
+    if uri is None and model.startswith("study:"):
+        uri = resolve_study(model.removeprefix("study:"), None, None).tracking.uri
+    loaded = load_model(model, tracking_uri=uri or "", intensity=intensity, best_run=best_run)
+    n = predict_folder(loaded, images_dir, out_dir, threshold=threshold)
+    click.echo(f"wrote {n} masks to {out_dir} (model: {loaded.source})")

@@ -1,0 +1,183 @@
+"""``segsweep study``: create, run and inspect Optuna studies."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from segsweep import __version__
+from segsweep.cli._common import (
+    Group,
+    print_best,
+    resolve_study,
+    storage_option,
+    synth_line,
+    tracking_option,
+)
+from segsweep.errors import SegsweepError
+
+
+@click.group("study", cls=Group)
+def command() -> None:
+    """Create, run and inspect Optuna studies."""
+
+
+@command.command("create")
+@click.argument("name")
+@click.option(
+    "--data",
+    "data_dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="folder with images/ and masks/; default: the built-in phantom set",
+)
+@storage_option
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="a setting, in TOML syntax: --set data.image_size=64 --set space.depth=[3]",
+)
+@click.option("--exist-ok", is_flag=True, help="keep an existing study; update its settings")
+def study_create(
+    name: str,
+    data_dir: Path | None,
+    storage: str | None,
+    assignments: tuple[str, ...],
+    exist_ok: bool,
+) -> None:
+    """Write studies/NAME.toml with every setting and create the Optuna study."""
+    from segsweep.config import (
+        Config,
+        apply_overrides,
+        config_from_dict,
+        config_to_dict,
+        load_config,
+        parse_assignment,
+        save_config,
+    )
+    from segsweep.study import STUDIES_DIR, create_study, storage_url
+
+    path = STUDIES_DIR / f"{name}.toml"
+    if path.exists() and not exist_ok:
+        raise SegsweepError(
+            f"{path} already exists; pass --exist-ok to keep the study and update its settings"
+        )
+    overrides = dict(parse_assignment(a) for a in assignments)
+    overrides["study.name"] = name
+    if data_dir is not None:
+        overrides["data.dir"] = str(data_dir)
+    if storage is not None:
+        overrides["study.storage"] = storage
+    base = load_config(path) if path.exists() else Config()
+    cfg = config_from_dict(apply_overrides(config_to_dict(base), overrides))
+    _ensure_data(cfg, default_used=data_dir is None)
+    url = storage_url(cfg)
+    create_study(cfg, url, exist_ok=exist_ok)
+    save_config(
+        cfg,
+        path,
+        header=[
+            f"segsweep {__version__} study '{name}'",
+            "command line beats this file; edit, then `study run`",
+        ],
+    )
+    click.echo(f"study '{name}': settings in {path}, Optuna storage {url}")
+    click.echo(f"next: segsweep study run {name} --trials 20")
+
+
+def _ensure_data(cfg: Any, *, default_used: bool) -> None:
+    """Check the pairing now; with no --data, write the phantom set on first use."""
+    from segsweep.data.io import find_pairs
+
+    folder = Path(cfg.data.dir)
+    if default_used and not folder.exists():
+        from segsweep.data.synth import synthesize
+
+        info = synthesize(folder, n=200, size=128, seed=0)
+        click.echo(
+            f"no --data given: wrote the phantom lesion set to {folder} ({synth_line(info)})"
+        )
+    pairs = find_pairs(folder)
+    click.echo(f"data: {len(pairs)} image/mask pairs in {folder}")
+
+
+@command.command("run")
+@click.argument("name", required=False)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    required=True,
+    help="run until N more trials have finished",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="K worker processes on the CPU"
+)
+@click.option(
+    "--gpus",
+    default=None,
+    metavar="0,1",
+    help="one worker per listed GPU (CUDA_VISIBLE_DEVICES per worker)",
+)
+@click.option(
+    "--timeout", type=float, default=None, metavar="S", help="start no new trial after S seconds"
+)
+@storage_option
+@tracking_option
+def study_run(
+    name: str | None,
+    trials: int,
+    workers: int | None,
+    gpus: str | None,
+    timeout: float | None,
+    storage: str | None,
+    tracking_uri: str | None,
+) -> None:
+    """Run N more trials of study NAME (NAME may be left out when studies/ holds one)."""
+    from segsweep.runner import run_study, worker_specs
+    from segsweep.study import storage_url
+
+    cfg = resolve_study(name, storage, tracking_uri)
+    specs = worker_specs(workers=workers, gpus=gpus)
+    click.echo(f"study '{cfg.study.name}': {trials} trials on {len(specs)} worker(s)")
+    try:
+        result = run_study(
+            cfg,
+            storage=storage_url(cfg),
+            n_trials=trials,
+            specs=specs,
+            timeout=timeout,
+            progress=click.echo,
+        )
+    except KeyboardInterrupt:
+        click.echo("interrupted: running trials ended as FAIL (reason: interrupted)", err=True)
+        sys.exit(130)
+    print_best(result)
+    uri = cfg.tracking.uri
+    click.echo(
+        "browse every trial: mlflow ui"
+        + (f" --backend-store-uri {uri}" if uri else "")
+        + f"  (experiment '{cfg.study.name}')"
+    )
+
+
+@command.command("status")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@storage_option
+def study_status(name: str | None, as_json: bool, storage: str | None) -> None:
+    """Trial counts by state and the best trial."""
+    from segsweep.study import load_study, storage_url, summary
+
+    cfg = resolve_study(name, storage, None)
+    result = summary(load_study(cfg.study.name, storage_url(cfg)))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"study '{result['study']}'")
+        print_best(result)
