@@ -1,4 +1,4 @@
-"""The whole path as a user runs it, in real processes: synth -> create -> run -> status -> predict."""
+"""The whole path as a user runs it, in real processes: synth, create, run, status, predict."""
 
 from __future__ import annotations
 

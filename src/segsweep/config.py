@@ -48,8 +48,14 @@ def _int_in(lo: int, hi: int) -> Check:
 
 def _float_in(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False) -> Check:
     def check(v: Any) -> str | None:
-        good = _is_number(v) and (v > lo if open_lo else v >= lo) and (v < hi if open_hi else v <= hi)
-        return None if good else f"a number in {'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}"
+        good = (
+            _is_number(v) and (v > lo if open_lo else v >= lo) and (v < hi if open_hi else v <= hi)
+        )
+        return (
+            None
+            if good
+            else f"a number in {'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}"
+        )
 
     return check
 
@@ -116,7 +122,7 @@ class DataSettings:
         0.2, "share of images held out for validation", _float_in(0, 1, open_lo=True, open_hi=True)
     )
     group_pattern: str = _setting(
-        "", "regex on the file stem naming its patient/case group; \"\" = no grouping", _is_str
+        "", 'regex on the file stem naming its patient/case group; "" = no grouping', _is_str
     )
     mask_threshold: float = _setting(
         0.0,
@@ -128,18 +134,34 @@ class DataSettings:
         '"dtype": divide by the type maximum (255, 65535); "minmax": per-image min-max',
         _one_of("dtype", "minmax"),
     )
-    channels: int = _setting(0, "input channels: 0 = auto (3 if any image has colour), 1, 3",
-                             lambda v: None if v in (0, 1, 3) and not isinstance(v, bool)
-                             else "0, 1 or 3")
+    channels: int = _setting(
+        0,
+        "input channels: 0 = auto (3 if any image has colour), 1, 3",
+        lambda v: None if v in (0, 1, 3) and not isinstance(v, bool) else "0, 1 or 3",
+    )
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = _setting(20, "epochs per trial (the pruner's maximum resource)", _int_in(1, 10000))
+    epochs: int = _setting(
+        20, "epochs per trial (the pruner's maximum resource)", _int_in(1, 10000)
+    )
     batch_size: int = _setting(8, "images per training step", _int_in(1, 4096))
     threshold: float = _setting(
-        0.5, "probability above which a pixel counts as lesion in the hard metrics",
-        _float_in(0, 1, open_lo=True, open_hi=True)
+        0.5,
+        "probability above which a pixel counts as lesion in the hard metrics",
+        _float_in(0, 1, open_lo=True, open_hi=True),
+    )
+
+    mixed_precision: str = _setting(
+        "auto",
+        '"auto" = float16 compute on a GPU, float32 on the CPU; "on"; "off"',
+        _one_of("auto", "on", "off"),
+    )
+    jit_compile: str = _setting(
+        "auto",
+        '"auto" = XLA-compile the train step on a GPU, not on the CPU; "on"; "off"',
+        _one_of("auto", "on", "off"),
     )
 
 
@@ -147,7 +169,9 @@ class TrainSettings:
 class AugmentSettings:
     flip: bool = _setting(True, "random horizontal flip (image and mask together)", _is_bool)
     rotation: float = _setting(10.0, "maximum rotation in degrees; 0 = off", _float_in(0, 180))
-    shift: float = _setting(0.1, "maximum shift as a fraction of the size; 0 = off", _float_in(0, 1))
+    shift: float = _setting(
+        0.1, "maximum shift as a fraction of the size; 0 = off", _float_in(0, 1)
+    )
     zoom: float = _setting(0.0, "maximum zoom in or out as a fraction; 0 = off", _float_in(0, 0.9))
 
 
@@ -155,7 +179,9 @@ class AugmentSettings:
 class SearchSettings:
     sampler: str = _setting("tpe", "Optuna sampler", _one_of("tpe", "random"))
     pruner: str = _setting("hyperband", "Optuna pruner", _one_of("hyperband", "median", "none"))
-    seed: int = _setting(0, "seed of the sampler; trial n trains with seed + n", _int_in(0, 2**31 - 1))
+    seed: int = _setting(
+        0, "seed of the sampler; trial n trains with seed + n", _int_in(0, 2**31 - 1)
+    )
     min_epochs: int = _setting(1, "epochs a trial runs before it may be pruned", _int_in(1, 10000))
     startup_trials: int = _setting(
         10, "trials sampled at random before TPE models the results", _int_in(0, 10000)
@@ -164,45 +190,72 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class TrackingSettings:
-    uri: str = _setting("", 'MLflow tracking URI; "" = MLflow\'s default in the working directory',
-                        _is_str)
-    overlay_every: int = _setting(
-        5, "log overlay PNGs of fixed validation cases every N epochs (and at the end)",
-        _int_in(1, 10000)
+    uri: str = _setting(
+        "", 'MLflow tracking URI; "" = MLflow\'s default in the working directory', _is_str
     )
-    log_model: bool = _setting(True, "log the best epoch's model as an MLflow Keras model", _is_bool)
+    overlay_every: int = _setting(
+        5,
+        "log overlay PNGs of fixed validation cases every N epochs (and at the end)",
+        _int_in(1, 10000),
+    )
+    log_model: bool = _setting(
+        True, "log the best epoch's model as an MLflow Keras model", _is_bool
+    )
 
 
 @dataclass(frozen=True)
 class SpaceSettings:
-    base_filters: tuple = _setting((16, 32), "filters of the first level (choices)",
-                                   _choices(_int_in(1, 1024)), kind="choice")
-    depth: tuple = _setting((3, 4), "number of downsamplings (choices)", _choices(_int_in(1, 6)),
-                            kind="choice")
-    dropout: tuple = _setting((0.0, 0.5), "dropout after every convolution",
-                              _range(0.0, 0.95, log=False), kind="range")
-    batch_norm: tuple = _setting((False, True), "batch normalisation (choices)", _choices(_is_bool),
-                                 kind="choice")
+    base_filters: tuple = _setting(
+        (16, 32), "filters of the first level (choices)", _choices(_int_in(1, 1024)), kind="choice"
+    )
+    depth: tuple = _setting(
+        (3, 4), "number of downsamplings (choices)", _choices(_int_in(1, 6)), kind="choice"
+    )
+    dropout: tuple = _setting(
+        (0.0, 0.5), "dropout after every convolution", _range(0.0, 0.95, log=False), kind="range"
+    )
+    batch_norm: tuple = _setting(
+        (False, True), "batch normalisation (choices)", _choices(_is_bool), kind="choice"
+    )
     bn_momentum: tuple = _setting(
-        (0.9,), "batch-norm momentum (choices); 0.99 lags behind on small data", _choices(
-            _float_in(0, 1, open_hi=True)), kind="choice")
-    l2: tuple = _setting((1e-6, 1e-3), "L2 penalty on every kernel ([0.0] = none)",
-                         _range(1e-12, 1.0, log=True), kind="logrange")
-    lr: tuple = _setting((1e-4, 1e-2), "Adam learning rate", _range(1e-7, 1.0, log=True),
-                         kind="logrange")
-    schedule: tuple = _setting(SCHEDULES, "learning-rate schedule (choices)",
-                               _choices(_one_of(*SCHEDULES)), kind="choice")
-    loss: tuple = _setting(LOSSES, "loss function (choices)", _choices(_one_of(*LOSSES)),
-                           kind="choice")
-    dice_w2: tuple = _setting((0.5, 0.95), "lesion weight of weighted_dice (w1 = 1 - w2)",
-                              _range(0.0, 1.0, log=False), kind="range")
-    smooth: tuple = _setting((1e-5, 1.0), "Dice smoothing term s", _range(1e-9, 100.0, log=True),
-                             kind="logrange")
-    dice_reduction: tuple = _setting(("batch",), '"batch" pools the Dice over the batch, '
-                                     '"image" averages per-image Dice (choices)',
-                                     _choices(_one_of("batch", "image")), kind="choice")
-    deep_supervision: tuple = _setting((False, True), "train a head on every top node (choices)",
-                                       _choices(_is_bool), kind="choice")
+        (0.9,),
+        "batch-norm momentum (choices); 0.99 lags behind on small data",
+        _choices(_float_in(0, 1, open_hi=True)),
+        kind="choice",
+    )
+    l2: tuple = _setting(
+        (1e-6, 1e-3),
+        "L2 penalty on every kernel ([0.0] = none)",
+        _range(1e-12, 1.0, log=True),
+        kind="logrange",
+    )
+    lr: tuple = _setting(
+        (1e-4, 1e-2), "Adam learning rate", _range(1e-7, 1.0, log=True), kind="logrange"
+    )
+    schedule: tuple = _setting(
+        SCHEDULES, "learning-rate schedule (choices)", _choices(_one_of(*SCHEDULES)), kind="choice"
+    )
+    loss: tuple = _setting(
+        LOSSES, "loss function (choices)", _choices(_one_of(*LOSSES)), kind="choice"
+    )
+    dice_w2: tuple = _setting(
+        (0.5, 0.95),
+        "lesion weight of weighted_dice (w1 = 1 - w2)",
+        _range(0.0, 1.0, log=False),
+        kind="range",
+    )
+    smooth: tuple = _setting(
+        (1e-5, 1.0), "Dice smoothing term s", _range(1e-9, 100.0, log=True), kind="logrange"
+    )
+    dice_reduction: tuple = _setting(
+        ("batch",),
+        '"batch" pools the Dice over the batch, "image" averages per-image Dice (choices)',
+        _choices(_one_of("batch", "image")),
+        kind="choice",
+    )
+    deep_supervision: tuple = _setting(
+        (False, True), "train a head on every top node (choices)", _choices(_is_bool), kind="choice"
+    )
 
 
 SECTIONS: dict[str, type] = {

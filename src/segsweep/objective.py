@@ -22,7 +22,7 @@ from segsweep.errors import ConfigError, TrialFailed
 from segsweep.overlay import overlay_grid, pick_cases
 from segsweep.space import suggest
 from segsweep.tracking import RUN_STATUS, Tracker, package_versions
-from segsweep.train import FitResult, Split, fit
+from segsweep.train import FitResult, Split, accelerator_settings, fit
 
 __all__ = ["WorkerData", "load_worker_data", "run_trial", "TrialOutcome"]
 
@@ -115,9 +115,11 @@ def _run_params(cfg: Config, params: dict[str, Any], data: WorkerData, seed: int
         if s != "space"
         for k, v in vals.items()
     }
+    accel = {f"train.{k}_used": v for k, v in accelerator_settings(cfg).items()}
     return {
         **params,
         **flat,
+        **accel,
         "seed": seed,
         "data.manifest_hash": data.dataset.manifest_hash,
         "data.channels_used": data.dataset.channels,

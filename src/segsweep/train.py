@@ -24,7 +24,16 @@ from segsweep.losses import get_loss
 from segsweep.metrics import segmentation_metrics
 from segsweep.model import build_unetpp, inference_model
 
-__all__ = ["Split", "FitResult", "LossSplitModel", "fit", "build_model", "make_optimizer"]
+__all__ = [
+    "Split",
+    "FitResult",
+    "LossSplitModel",
+    "accelerator_settings",
+    "build_model",
+    "fit",
+    "make_optimizer",
+    "predict_padded",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,18 @@ class LossSplitModel(keras.Model):
     @property
     def metrics(self) -> list:
         return [*super().metrics, self.loss_data_tracker, self.loss_l2_tracker]
+
+
+def accelerator_settings(cfg: Config) -> dict[str, bool]:
+    """Resolve ``train.mixed_precision`` and ``train.jit_compile`` ("auto" = on with a GPU)."""
+    import tensorflow as tf
+
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    pick = {"on": True, "off": False, "auto": gpu}
+    return {
+        "mixed_precision": pick[cfg.train.mixed_precision],
+        "jit_compile": pick[cfg.train.jit_compile],
+    }
 
 
 def build_model(params: dict[str, Any], *, in_channels: int, image_size: int) -> keras.Model:
@@ -184,6 +205,10 @@ def fit(
     predictions of the whole validation set (for overlays drawn without predicting again).
     """
     keras.utils.set_random_seed(seed)
+    accel = accelerator_settings(cfg)
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if accel["mixed_precision"] else "float32"
+    )
     net = build_model(params, in_channels=split.train_x.shape[-1], image_size=cfg.data.image_size)
     infer = inference_model(net)
     loss = get_loss(
@@ -194,7 +219,10 @@ def fit(
     )
     model = LossSplitModel(net, loss)
     steps = math.ceil(len(split.train_x) / cfg.train.batch_size)
-    model.compile(optimizer=make_optimizer(params, total_steps=steps * cfg.train.epochs))
+    model.compile(
+        optimizer=make_optimizer(params, total_steps=steps * cfg.train.epochs),
+        jit_compile=accel["jit_compile"],
+    )
     data = train_dataset(
         split.train_x,
         split.train_y,

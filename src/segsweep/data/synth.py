@@ -111,7 +111,9 @@ def _prepare_folders(out_dir: Path, overwrite: bool) -> None:
         folder = out_dir / name
         existing = sorted(folder.iterdir()) if folder.is_dir() else []
         if existing and not overwrite:
-            raise DataError(f"{folder} is not empty; pass --overwrite (overwrite=True) to replace the phantoms")
+            raise DataError(
+                f"{folder} is not empty; pass --overwrite (overwrite=True) to replace the phantoms"
+            )
         foreign = [p.name for p in existing if not p.name.startswith(_PREFIX)]
         if foreign:
             raise DataError(
