@@ -183,6 +183,11 @@ class SearchSettings:
         0, "seed of the sampler; trial n trains with seed + n", _int_in(0, 2**31 - 1)
     )
     min_epochs: int = _setting(1, "epochs a trial runs before it may be pruned", _int_in(1, 10000))
+    prune_collapsed: bool = _setting(
+        True,
+        "prune a trial that predicts no lesion pixel for several epochs while its loss falls",
+        _is_bool,
+    )
     startup_trials: int = _setting(
         10, "trials sampled at random before TPE models the results", _int_in(0, 10000)
     )
