@@ -6,6 +6,7 @@ The data is loaded once per worker (:class:`WorkerData`) and reused by every tri
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from segsweep.data.io import Dataset, load_dataset
 from segsweep.data.split import split_indices
 from segsweep.errors import ConfigError, TrialFailed
 from segsweep.overlay import overlay_grid, pick_cases
+from segsweep.recovery import HOST
 from segsweep.space import suggest
 from segsweep.tracking import RUN_STATUS, Tracker, package_versions
 from segsweep.train import FitResult, Split, accelerator_settings, fit
@@ -149,6 +151,43 @@ def _train(
     return result, reporter
 
 
+def _start_run(
+    trial: optuna.Trial,
+    tracker: Tracker,
+    *,
+    experiment_id: str,
+    parent_id: str,
+    worker: str,
+    device: str,
+    seed: int,
+) -> str:
+    """The trial's MLflow child run, and where it runs and logs, recorded on the trial."""
+    retry = trial.user_attrs.get("retry_of")
+    run_id = tracker.start_run(
+        experiment_id,
+        name=f"trial-{trial.number}",
+        parent_id=parent_id,
+        tags={
+            "trial": trial.number,
+            "state": "RUNNING",
+            "worker": worker,
+            "device": device,
+            "study": trial.study.study_name,
+            **({"retry_of": retry} if retry is not None else {}),
+        },
+    )
+    attrs = {
+        "mlflow_run_id": run_id,
+        "tracking_uri": tracker.uri,
+        "seed": seed,
+        "worker_pid": os.getpid(),
+        "host": HOST,
+    }
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    return run_id
+
+
 def run_trial(
     study: optuna.Study,
     trial_id: int,
@@ -165,20 +204,15 @@ def run_trial(
     """Run the asked trial ``trial_id`` to its end and tell Optuna; never leaves it RUNNING."""
     trial = optuna.trial.Trial(study, trial_id)
     seed = cfg.search.seed + trial.number
-    run_id = tracker.start_run(
-        experiment_id,
-        name=f"trial-{trial.number}",
+    run_id = _start_run(
+        trial,
+        tracker,
+        experiment_id=experiment_id,
         parent_id=parent_id,
-        tags={
-            "trial": trial.number,
-            "state": "RUNNING",
-            "worker": worker,
-            "device": device,
-            "study": study.study_name,
-        },
+        worker=worker,
+        device=device,
+        seed=seed,
     )
-    trial.set_user_attr("mlflow_run_id", run_id)
-    trial.set_user_attr("seed", seed)
     if on_start is not None:
         on_start(trial.number, run_id)
     try:

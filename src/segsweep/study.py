@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 STUDIES_DIR = Path("studies")
+# RDB storages (shared by hosts): a worker beats every HEARTBEAT_INTERVAL s while its trial runs;
+# a trial silent for GRACE_PERIOD s is failed by whichever study run looks next, and retried.
+HEARTBEAT_INTERVAL = 20
+GRACE_PERIOD = 90
 CONFIG_ATTR = "segsweep.config"
 
 
@@ -51,12 +55,22 @@ def open_storage(url: str, *, create: bool = False) -> optuna.storages.BaseStora
     """
     if "://" not in url:
         if not create and not Path(url).is_file():
-            raise StudyError(f"no Optuna journal at {url}; `segsweep study create NAME` makes "
-                             "one (with --exist-ok if studies/NAME.toml already exists)")
+            raise StudyError(
+                f"no Optuna journal at {url}; `segsweep study create NAME` makes "
+                "one (with --exist-ok if studies/NAME.toml already exists)"
+            )
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(url))
+    from segsweep.recovery import on_stale_heartbeat
+
     try:
-        return RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        return RDBStorage(
+            url,
+            engine_kwargs=_engine_kwargs(url),
+            heartbeat_interval=HEARTBEAT_INTERVAL,
+            grace_period=GRACE_PERIOD,
+            heartbeat_stale_trial_callback=on_stale_heartbeat,
+        )
     except Exception as err:  # SQLAlchemy and drivers raise many types; say which storage
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise StudyError(f"cannot open Optuna storage {url}: {first}") from None

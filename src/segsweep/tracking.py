@@ -7,10 +7,12 @@ workers, so every process writes to the same store whatever its working director
 
 from __future__ import annotations
 
+import functools
 import platform
+import random
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -39,14 +41,52 @@ def _chunks(items: list, size: int = 100) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+# Several workers write to one SQLite file. SQLite allows one writer at a time: each connection
+# waits up to SQLITE_TIMEOUT s for the lock (MLflow's default is 5 s), and a call that still
+# finds the database locked is retried with jittered backoff. Writes are small (one batch per
+# epoch), so waiting is cheap; losing a metric is not.
+SQLITE_TIMEOUT = 60
+RETRIES = 8
+
+
+def _patient_uri(uri: str) -> str:
+    """The same SQLite file, with a longer lock wait; other stores are left as they are."""
+    if not uri.startswith("sqlite:") or "timeout=" in uri:
+        return uri
+    return uri + ("&" if "?" in uri else "?") + f"timeout={SQLITE_TIMEOUT}"
+
+
+def with_retries(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    for attempt in range(RETRIES):
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:  # MLflow wraps the driver's OperationalError in its own types
+            if "database is locked" not in str(err) or attempt == RETRIES - 1:
+                raise
+            time.sleep(min(0.05 * 2**attempt, 2.0) * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
+class _PatientClient:
+    """``MlflowClient`` whose every call is retried while SQLite reports a locked database."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+        return functools.partial(with_retries, attr)
+
+
 class Tracker:
     """A thin layer over ``MlflowClient`` that speaks in studies, trials and epochs."""
 
     def __init__(self, uri: str = "") -> None:
-        if uri:
-            mlflow.set_tracking_uri(uri)
-        self.uri = mlflow.get_tracking_uri()
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self.uri = _patient_uri(uri or mlflow.get_tracking_uri())
+        mlflow.set_tracking_uri(self.uri)  # the fluent API (model logging) writes here too
+        self.client = _PatientClient(MlflowClient(tracking_uri=self.uri))
 
     def experiment(self, name: str) -> str:
         try:
@@ -96,7 +136,6 @@ class Tracker:
 
     def log_keras_model(self, run_id: str, net: Any) -> None:
         """The model as an MLflow Keras model, loadable with ``mlflow.keras.load_model``."""
-        import mlflow.keras  # imports TensorFlow: only workers that trained pay for it
         from mlflow.models import infer_signature
 
         pins = [f"tensorflow=={version('tensorflow')}", f"keras=={version('keras')}"]
@@ -104,6 +143,12 @@ class Tracker:
         signature = infer_signature(
             np.zeros((1, *shape), np.float32), np.zeros((1, *shape[:2], 1), np.float32)
         )
+        with_retries(self._log_model, run_id, net, pins, signature)
+
+    @staticmethod
+    def _log_model(run_id: str, net: Any, pins: list[str], signature: Any) -> None:
+        import mlflow.keras
+
         with mlflow.start_run(run_id=run_id):
             mlflow.keras.log_model(net, name="model", pip_requirements=pins, signature=signature)
         # start_run(run_id) ends the run as FINISHED on exit; the caller sets the real status.

@@ -148,9 +148,13 @@ class ValidationMetrics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
-        if not math.isfinite(float(logs.get("loss", 0.0))):
-            raise TrialFailed(f"loss became NaN at epoch {epoch + 1}")
+        loss = float(logs.get("loss", 0.0))
+        if not math.isfinite(loss):
+            kind = "NaN" if math.isnan(loss) else "infinite"
+            raise TrialFailed(f"loss became {kind} at epoch {epoch + 1}")
         prob = predict_padded(self.net, self.val_x, batch_size=self.batch_size)
+        if not np.isfinite(prob).all():  # diverged weights can give NaN outputs at a finite loss
+            raise TrialFailed(f"predictions became NaN at epoch {epoch + 1}")
         self.last_prob = prob
         scores = segmentation_metrics(self.val_y, prob, threshold=self.threshold)
         logs.update({f"val_{k}": float(v) for k, v in scores.items()})

@@ -24,10 +24,12 @@ from typing import Any
 
 from segsweep.config import Config
 from segsweep.errors import StudyError
+from segsweep.recovery import HOST
 
 __all__ = ["RunPlan", "WorkerSpec", "Coordinator", "worker_main", "RECYCLE_AFTER"]
 
 RECYCLE_AFTER = 10
+RECOVERY_EVERY = 60.0  # seconds between looks for trials whose process died elsewhere
 
 
 @dataclass(frozen=True)
@@ -116,20 +118,22 @@ def _run_one(
 
     from segsweep import objective
     from segsweep.errors import ConfigError
+    from segsweep.recovery import heartbeat
 
     try:
-        outcome = objective.run_trial(
-            study,
-            trial_id,
-            data,
-            plan.cfg,
-            tracker=tracker,
-            experiment_id=plan.experiment_id,
-            parent_id=plan.parent_id,
-            worker=spec.name,
-            device=device,
-            on_start=lambda number, run_id: conn.send(("started", number, run_id)),
-        )
+        with heartbeat(study, trial_id):
+            outcome = objective.run_trial(
+                study,
+                trial_id,
+                data,
+                plan.cfg,
+                tracker=tracker,
+                experiment_id=plan.experiment_id,
+                parent_id=plan.parent_id,
+                worker=spec.name,
+                device=device,
+                on_start=lambda number, run_id: conn.send(("started", number, run_id)),
+            )
         conn.send(("done", outcome.number, outcome.state, outcome.value, outcome.reason))
     except ConfigError as err:  # a misconfiguration fails every trial: stop the study
         conn.send(("fatal", str(err)))
@@ -168,11 +172,14 @@ class Coordinator:
 
         self.study = load_study(self.plan.cfg.study.name, self.plan.storage, self.plan.cfg)
         self._deadline = time.monotonic() + self.timeout if self.timeout else None
+        self._recover()
         for spec in self.specs:
             self._start(spec)
         try:
             while self.finished < self.asked or self._may_ask():
                 self._step()
+                if time.monotonic() > self._next_recovery:
+                    self._recover()
         except KeyboardInterrupt:
             self._abort("interrupted")
             raise
@@ -180,6 +187,18 @@ class Coordinator:
             self._abort(f"study stopped: {err}")
             raise
         self._shutdown()
+
+    def _recover(self) -> None:
+        """Fail and re-queue trials left RUNNING by dead processes (this host's, or any host's
+        whose heartbeat stopped on an RDB storage)."""
+        from segsweep.recovery import recover_stale
+
+        for number in recover_stale(self.study):
+            self.progress(
+                f"trial {number} was left RUNNING by a process that died: "
+                "failed it and queued its parameters again"
+            )
+        self._next_recovery = time.monotonic() + RECOVERY_EVERY
 
     def _may_ask(self) -> bool:
         in_time = self._deadline is None or time.monotonic() < self._deadline
@@ -241,8 +260,12 @@ class Coordinator:
         for worker in self.workers.values():
             if worker.ready and worker.trial is None and self._may_ask():
                 trial = self.study.ask()
-                trial.set_user_attr("worker", worker.spec.name)
-                trial.set_user_attr("host", os.uname().nodename)
+                for key, value in {
+                    "worker": worker.spec.name,
+                    "host": HOST,
+                    "coordinator_pid": os.getpid(),
+                }.items():
+                    trial.set_user_attr(key, value)
                 worker.trial = (trial._trial_id, trial.number)
                 worker.conn.send(("run", trial._trial_id, trial.number))
                 self.asked += 1
@@ -265,33 +288,42 @@ class Coordinator:
             f"best val_dsc {best} | running: {running}"
         )
 
-    def _fail_running(self, worker: _Worker, reason: str, status: str = "FAILED") -> None:
-        """End the worker's trial as FAIL with ``reason``, in Optuna and in MLflow."""
-        if worker.trial is None:
-            return
-        from optuna.trial import TrialState
-
+    def _ensure_run(self, worker: _Worker) -> None:
+        """A trial that died before its worker opened its MLflow run still gets one (FAILED),
+        so every trial has exactly one child run."""
         from segsweep.tracking import Tracker
 
         trial_id, number = worker.trial
-        storage = self.study._storage  # the same storage object the study writes through
-        if storage.get_trial(trial_id).state == TrialState.RUNNING:
-            storage.set_trial_user_attr(trial_id, "reason", reason)
-            self.study.tell(number, state=TrialState.FAIL)
-        if worker.run_id:
-            tracker = Tracker(self.plan.tracking_uri)
-            tracker.set_tags(worker.run_id, {"state": "FAIL", "reason": reason})
-            tracker.end_run(worker.run_id, status)
+        if self.study.get_trials(deepcopy=False)[number].user_attrs.get("mlflow_run_id"):
+            return
+        tracker = Tracker(self.plan.tracking_uri)
+        run_id = tracker.start_run(
+            self.plan.experiment_id,
+            name=f"trial-{number}",
+            parent_id=self.plan.parent_id,
+            tags={"trial": number, "worker": worker.spec.name},
+        )
+        storage = self.study._storage  # Study has no public setter for a trial it did not ask
+        storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id)
+        storage.set_trial_user_attr(trial_id, "tracking_uri", tracker.uri)
+
+    def _fail_running(
+        self, worker: _Worker, reason: str, *, status: str = "FAILED", retry: bool = False
+    ) -> None:
+        """End the worker's trial as FAIL with ``reason``, in Optuna and in MLflow."""
+        if worker.trial is None:
+            return
+        from segsweep.recovery import fail_trial
+
+        self._ensure_run(worker)
+        number = worker.trial[1]
+        fail_trial(self.study, number, reason, status=status, retry=retry)
         self._finished(worker, number, "FAIL", None, reason)
 
     def _lost(self, worker: _Worker) -> None:
         code = worker.process.exitcode
         reason = f"worker died (signal {-code})" if code and code < 0 else f"worker exited ({code})"
-        retry = self.study._storage.get_trial(worker.trial[0]).params if worker.trial else None
-        number = worker.trial[1] if worker.trial else None
-        self._fail_running(worker, reason)
-        if retry is not None and number is not None:
-            self.study.enqueue_trial(retry, user_attrs={"retry_of": number})
+        self._fail_running(worker, reason, retry=True)
         del self.workers[worker.spec.index]
         if self.finished < self.asked or self._may_ask():
             self._start(worker.spec)

@@ -1,0 +1,103 @@
+"""Helpers for tests that run segsweep as a user does: real processes, real files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+TINY = [
+    "--set",
+    "data.image_size=32",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "space.base_filters=[4]",
+    "--set",
+    "space.depth=[2]",
+    "--set",
+    'search.pruner="none"',
+    "--set",
+    "tracking.overlay_every=100",
+    "--set",
+    "tracking.log_model=false",
+]
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "segsweep", *args]
+
+
+def segsweep(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(command(*args), cwd=cwd, text=True, capture_output=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"segsweep {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
+    return proc
+
+
+def start(cwd: Path, *args: str) -> subprocess.Popen:
+    """A `segsweep` process in its own process group, as a terminal would start it."""
+    return subprocess.Popen(
+        command(*args),
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def make_study(cwd: Path, name: str, *sets: str, n: int = 16) -> None:
+    if not (cwd / "ph").exists():
+        segsweep(cwd, "data", "synth", "ph", "--n", str(n), "--size", "32", "--seed", "3")
+    segsweep(cwd, "study", "create", name, "--data", "ph", *TINY, *sets)
+
+
+def load(cwd: Path, name: str) -> optuna.Study:
+    storage = JournalStorage(JournalFileBackend(str(cwd / "studies" / f"{name}.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def wait_for_running_trial(cwd: Path, name: str, timeout: float = 180) -> optuna.trial.FrozenTrial:
+    """The first RUNNING trial whose worker has started training (its pid is recorded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (cwd / "studies" / f"{name}.journal").exists():
+            for trial in load(cwd, name).get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+                if "worker_pid" in trial.user_attrs and "mlflow_run_id" in trial.user_attrs:
+                    return trial
+        time.sleep(0.2)
+    raise AssertionError(f"no trial of {name} started within {timeout} s")
+
+
+def mlflow_client(cwd: Path) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+
+
+def child_runs(cwd: Path, name: str) -> dict[int, object]:
+    client = mlflow_client(cwd)
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    return {int(r.data.tags["trial"]): r for r in runs if "mlflow.parentRunId" in r.data.tags}
+
+
+def parent_runs(cwd: Path, name: str) -> list:
+    client = mlflow_client(cwd)
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

@@ -1,0 +1,138 @@
+"""Workers, signals and failures, with real processes: nothing lost, nothing left RUNNING."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+from procs import child_runs, load, make_study, parent_runs, segsweep, start, wait_for_running_trial
+
+pytestmark = pytest.mark.slow
+
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+def assert_books_balance(cwd: Path, name: str) -> list:
+    """Every trial ended, each with exactly one MLflow child run in the matching status."""
+    trials = load(cwd, name).get_trials()
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    runs = child_runs(cwd, name)
+    ended = [t for t in trials if t.state.is_finished()]
+    assert sorted(runs) == sorted(t.number for t in ended)
+    for trial in ended:
+        run = runs[trial.number]
+        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+        assert run.info.status == RUN_STATUS[trial.state.name], (trial.number, run.info.status)
+    return trials
+
+
+def test_the_budget_is_exact_across_workers(tmp_path: Path) -> None:
+    make_study(tmp_path, "pool", "--set", "train.epochs=1")
+    out = segsweep(tmp_path, "study", "run", "--trials", "5", "--workers", "2")
+    trials = assert_books_balance(tmp_path, "pool")
+    assert len(trials) == 5 and sorted(t.number for t in trials) == list(range(5))
+    assert {t.user_attrs["worker"] for t in trials} == {"w0", "w1"}
+    assert out.stdout.count("] trial ") == 5
+
+
+def test_a_killed_worker_fails_its_trial_and_the_study_goes_on(tmp_path: Path) -> None:
+    make_study(tmp_path, "kill", "--set", "train.epochs=3")
+    proc = start(tmp_path, "study", "run", "--trials", "3", "--workers", "1")
+    victim = wait_for_running_trial(tmp_path, "kill")
+    os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    trials = assert_books_balance(tmp_path, "kill")
+    dead = trials[victim.number]
+    assert dead.state == TrialState.FAIL and dead.user_attrs["reason"] == "worker died (signal 9)"
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retries) == 1 and retries[0].params == dead.params
+    assert child_runs(tmp_path, "kill")[retries[0].number].data.tags["retry_of"] == str(
+        victim.number
+    )
+    assert len(trials) == 3  # the retry ran inside the budget of 3
+
+
+def test_a_killed_study_run_is_mended_by_the_next_one(tmp_path: Path) -> None:
+    make_study(tmp_path, "crash", "--set", "train.epochs=3")
+    proc = start(tmp_path, "study", "run", "--trials", "2", "--workers", "1")
+    victim = wait_for_running_trial(tmp_path, "crash")
+    os.killpg(proc.pid, signal.SIGKILL)  # the coordinator and its workers, all at once
+    proc.wait(timeout=60)
+    assert load(tmp_path, "crash").get_trials()[victim.number].state == TrialState.RUNNING
+    out = segsweep(tmp_path, "study", "run", "--trials", "1", "--workers", "1")
+    assert f"trial {victim.number} was left RUNNING" in out.stdout
+    trials = assert_books_balance(tmp_path, "crash")
+    stale = trials[victim.number]
+    assert stale.state == TrialState.FAIL and "study run died" in stale.user_attrs["reason"]
+    assert [t.user_attrs.get("retry_of") for t in trials].count(victim.number) == 1
+    status = segsweep(tmp_path, "study", "status", "crash", "--json").stdout
+    assert '"RUNNING": 0' in status
+
+
+def test_ctrl_c_fails_running_trials_and_exits_130(tmp_path: Path) -> None:
+    make_study(tmp_path, "stop", "--set", "train.epochs=50")
+    proc = start(tmp_path, "study", "run", "--trials", "3", "--workers", "2")
+    victim = wait_for_running_trial(tmp_path, "stop")
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    trials = assert_books_balance(tmp_path, "stop")
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert victim.number in {t.number for t in interrupted}
+    assert {t.user_attrs["reason"] for t in interrupted} == {"interrupted"}
+    assert all(child_runs(tmp_path, "stop")[t.number].info.status == "KILLED" for t in interrupted)
+    assert [r.info.status for r in parent_runs(tmp_path, "stop")] == ["KILLED"]
+
+
+def test_a_nan_loss_fails_that_trial_and_the_study_goes_on(tmp_path: Path) -> None:
+    # float16 on the CPU with a learning rate of 1: the first epoch overflows to NaN.
+    make_study(
+        tmp_path,
+        "nan",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "space.lr=[1.0]",
+        "--set",
+        'train.mixed_precision="on"',
+    )
+    segsweep(tmp_path, "study", "run", "--trials", "2")
+    trials = assert_books_balance(tmp_path, "nan")
+    assert [t.state for t in trials] == [TrialState.FAIL] * 2
+    assert {t.user_attrs["reason"] for t in trials} == {"loss became NaN at epoch 1"}
+    assert child_runs(tmp_path, "nan")[0].data.tags["reason"] == "loss became NaN at epoch 1"
+
+
+def test_a_setting_that_fails_every_trial_stops_the_study_at_once(tmp_path: Path) -> None:
+    make_study(tmp_path, "bad", "--set", "train.epochs=1", "--set", "space.smooth=[0.0]")
+    out = segsweep(tmp_path, "study", "run", "--trials", "20", "--workers", "1", check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "smooth" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    trials = assert_books_balance(tmp_path, "bad")
+    assert Counter(t.state for t in trials) == {TrialState.FAIL: 1}
+    assert [r.info.status for r in parent_runs(tmp_path, "bad")] == ["FAILED"]
+
+
+def test_the_same_seed_samples_the_same_parameters(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        make_study(
+            tmp_path,
+            name,
+            "--set",
+            "train.epochs=1",
+            "--set",
+            'search.sampler="random"',
+            "--set",
+            "search.seed=7",
+            "--set",
+            "space.base_filters=[4, 8]",
+        )
+        segsweep(tmp_path, "study", "run", name, "--trials", "3")
+    params = {name: [t.params for t in load(tmp_path, name).get_trials()] for name in "ab"}
+    assert params["a"] == params["b"] and len({str(p) for p in params["a"]}) == 3
