@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from segsweep.config import Config, config_to_dict, dump_toml
 from segsweep.data.io import Dataset, load_dataset
 from segsweep.data.split import split_indices
+from segsweep.diagnose import Diagnosis, DiagnosisMonitor, Rules, describe, diagnosis_tags
 from segsweep.errors import ConfigError, TrialFailed
 from segsweep.overlay import overlay_grid, pick_cases
 from segsweep.recovery import HOST
@@ -130,17 +131,27 @@ def _run_params(cfg: Config, params: dict[str, Any], data: WorkerData, seed: int
     }
 
 
+@dataclass
+class _Watchers:
+    """The callbacks that judge a trial while it trains."""
+
+    reporter: ReportToOptuna
+    monitor: DiagnosisMonitor
+
+
 def _train(
     trial: optuna.Trial, params: dict, data: WorkerData, cfg: Config, seed: int, logger: LogToMlflow
-) -> tuple[FitResult, ReportToOptuna]:
-    reporter = ReportToOptuna(trial)
+) -> tuple[FitResult, _Watchers]:
+    watch = _Watchers(
+        ReportToOptuna(trial), DiagnosisMonitor(Rules(), prune_collapsed=cfg.search.prune_collapsed)
+    )
     try:
         result = fit(
             params,
             data.split,
             cfg,
             seed=seed,
-            callbacks=[reporter, logger],
+            callbacks=[watch.reporter, watch.monitor, logger],
             on_validation=lambda v: setattr(logger, "validation", v),
         )
     except tf.errors.ResourceExhaustedError:
@@ -148,7 +159,19 @@ def _train(
             f"out of memory at batch size {cfg.train.batch_size}, image size "
             f"{cfg.data.image_size}: lower train.batch_size or the filters"
         ) from None
-    return result, reporter
+    except ValueError as err:  # the monitor's missing-metric error: every trial would hit it
+        raise ConfigError(f"cannot diagnose trials: {err}") from None
+    return result, watch
+
+
+def _verdict(result: FitResult, watch: _Watchers) -> tuple[str, float | None, str]:
+    """(state, value, reason): a collapse stops a trial before the pruner's own verdict."""
+    if watch.monitor.stopped_at:
+        collapsed = next(d for d in watch.monitor.found if d.code == "collapsed")
+        return "PRUNED", None, f"collapsed: {collapsed.message}"
+    if watch.reporter.pruned_at:
+        return "PRUNED", None, f"pruned after epoch {watch.reporter.pruned_at}"
+    return "COMPLETE", result.best_value, ""
 
 
 def _start_run(
@@ -221,10 +244,10 @@ def run_trial(
         tracker.set_tags(run_id, package_versions())
         tracker.log_text(run_id, dump_toml(cfg), "study.toml")
         logger = LogToMlflow(tracker, run_id, data, cfg)
-        result, reporter = _train(trial, params, data, cfg, seed, logger)
+        result, watch = _train(trial, params, data, cfg, seed, logger)
         logger.log_overlay("final")
     except TrialFailed as err:
-        return _finish(study, trial, tracker, run_id, "FAIL", None, str(err))
+        return _finish(study, trial, tracker, run_id, ("FAIL", None, str(err)), [])
     if cfg.tracking.log_model and result.best_epoch:
         tracker.log_keras_model(run_id, result.net)
     tracker.log_metrics(
@@ -232,17 +255,7 @@ def run_trial(
         {"best_val_dsc": result.best_value, "best_epoch": result.best_epoch},
         step=result.best_epoch,
     )
-    if reporter.pruned_at:
-        return _finish(
-            study,
-            trial,
-            tracker,
-            run_id,
-            "PRUNED",
-            None,
-            f"pruned after epoch {reporter.pruned_at}",
-        )
-    return _finish(study, trial, tracker, run_id, "COMPLETE", result.best_value, "")
+    return _finish(study, trial, tracker, run_id, _verdict(result, watch), watch.monitor.found)
 
 
 def _finish(
@@ -250,17 +263,20 @@ def _finish(
     trial: optuna.Trial,
     tracker: Tracker,
     run_id: str,
-    state: str,
-    value: float | None,
-    reason: str,
+    verdict: tuple[str, float | None, str],
+    found: list[Diagnosis],
 ) -> TrialOutcome:
-    if reason:
-        trial.set_user_attr("reason", reason)
+    """Tell Optuna, then tag and close the MLflow run; diagnoses go to both."""
+    state, value, reason = verdict
     if state == "COMPLETE" and (value is None or not math.isfinite(value)):
         state, reason = "FAIL", f"objective value is {value}"
+    if reason:
+        trial.set_user_attr("reason", reason)
+    trial.set_user_attr("diagnoses", [d.code for d in found])
     study.tell(trial, value if state == "COMPLETE" else None, state=TrialState[state])
-    tracker.set_tags(run_id, {"state": state, **({"reason": reason} if reason else {})})
-    tracker.end_run(run_id, RUN_STATUS[state])
+    tags = {"state": state, **diagnosis_tags(found), **({"reason": reason} if reason else {})}
+    tracker.set_tags(run_id, tags)
+    tracker.end_run(run_id, RUN_STATUS[state], description=describe(found) or None)
     return TrialOutcome(trial.number, state, value, reason)
 
 

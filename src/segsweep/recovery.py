@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -97,7 +98,9 @@ def recover_stale(study: optuna.Study) -> list[int]:
         ):
             recovered.append(trial.number)
     running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    optuna.storages.fail_stale_trials(study)  # RDB + heartbeat: calls on_stale_heartbeat
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.9; optimize() relies on it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # RDB + heartbeat: calls on_stale_heartbeat
     still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     return recovered + sorted(running - still)
 

@@ -180,6 +180,13 @@ def _best(study: optuna.Study) -> dict[str, Any] | None:
 
 def summary(study: optuna.Study) -> dict[str, Any]:
     """The ``study status --json`` document."""
-    counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state.name for t in trials)
     states = {s: counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
-    return {"study": study.study_name, "states": states, "best": _best(study)}
+    diagnoses = Counter(code for t in trials for code in t.user_attrs.get("diagnoses", []))
+    return {
+        "study": study.study_name,
+        "states": states,
+        "best": _best(study),
+        "diagnoses": dict(sorted(diagnoses.items())),
+    }

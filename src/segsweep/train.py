@@ -170,17 +170,27 @@ def predict_padded(net: keras.Model, x: np.ndarray, *, batch_size: int) -> np.nd
 
 
 class KeepBest(keras.callbacks.Callback):
-    """Holds the weights of the epoch with the highest ``val_dsc`` in memory."""
+    """Holds the weights of the epoch with the highest ``val_dsc`` in memory.
+
+    An epoch that predicts no lesion pixel on a validation set that has lesions is chosen only
+    when no epoch predicted any: its ``val_dsc`` is just the share of lesion-free images (each
+    scores 1), which can beat a model that is still learning and would steer the search towards
+    collapse.
+    """
 
     def __init__(self, net: keras.Model) -> None:
         super().__init__()
         self.net = net
         self.best_value, self.best_epoch, self.weights = -math.inf, 0, None
+        self._best_key: tuple[bool, float] = (False, -math.inf)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        value = (logs or {})["val_dsc"]
-        if value > self.best_value:
-            self.best_value, self.best_epoch = value, epoch + 1
+        logs = logs or {}
+        predicts = logs.get("val_pred_fg", 1.0) > 0 or logs.get("val_true_fg", 0.0) == 0
+        key = (predicts, logs["val_dsc"])
+        if key > self._best_key:
+            self._best_key = key
+            self.best_value, self.best_epoch = logs["val_dsc"], epoch + 1
             self.weights = self.net.get_weights()
 
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from segsweep.config import Config
@@ -52,6 +53,17 @@ class RunPlan:
     experiment_id: str
     parent_id: str
     recycle_after: int = RECYCLE_AFTER
+    log_dir: str = "studies/logs"
+
+
+def _redirect_output(spec: WorkerSpec, plan: RunPlan) -> None:
+    """Send the worker's stdout/stderr (TensorFlow's C++ chatter, warnings, crashes) to
+    ``log_dir/STUDY-WORKER.log``, so the terminal shows only the coordinator's progress."""
+    folder = Path(plan.log_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / f"{plan.cfg.study.name}-{spec.name}.log", "a")  # noqa: SIM115 - for life
+    for fd in (1, 2):
+        os.dup2(log.fileno(), fd)
 
 
 def _set_device(spec: WorkerSpec) -> None:
@@ -78,6 +90,7 @@ def _open_gpu(spec: WorkerSpec) -> str:
 def worker_main(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    _redirect_output(spec, plan)
     _set_device(spec)
     try:
         device = _open_gpu(spec)
@@ -278,7 +291,7 @@ class Coordinator:
         if value is not None and (self.best is None or value > self.best[0]):
             self.best = (value, number)
         best = f"{self.best[0]:.4f} (trial {self.best[1]})" if self.best else "-"
-        shown = f"val_dsc={value:.4f}" if value is not None else reason
+        shown = f"val_dsc={value:.4f}" if value is not None else reason.split(":", 1)[0]
         running = (
             ", ".join(f"{w.spec.name}:#{w.trial[1]}" for w in self.workers.values() if w.trial)
             or "none"

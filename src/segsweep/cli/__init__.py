@@ -25,9 +25,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from segsweep.cli import data, predict, study
+    # Importing `report` adds its command to the `study` group.
+    from segsweep.cli import data, doctor, explain, predict, report, study  # noqa: F401
 
-    for module in (data, predict, study):
+    for module in (data, doctor, explain, predict, study):
         main.add_command(module.command)
 
 

@@ -19,7 +19,9 @@ __all__ = [
     "synth_line",
 ]
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import: quiet logs
+# Before TensorFlow or MLflow is imported: their start-up chatter is not for the terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 class UserError(click.ClickException):
@@ -79,6 +81,9 @@ def resolve_study(name: str | None, storage: str | None, tracking_uri: str | Non
 def print_best(result: dict) -> None:
     states = ", ".join(f"{k.lower()} {v}" for k, v in result["states"].items() if v)
     click.echo(f"trials: {states or 'none'}")
+    if result.get("diagnoses"):
+        found = ", ".join(f"{code} {n}" for code, n in result["diagnoses"].items())
+        click.echo(f"diagnoses: {found}  (segsweep explain study:NAME --trial N says why)")
     best = result["best"]
     if best is None:
         click.echo("no trial has completed yet")
