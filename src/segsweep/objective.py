@@ -283,3 +283,44 @@ def _finish(
 def describe_device() -> str:
     gpus = tf.config.list_logical_devices("GPU")
     return gpus[0].name if gpus else "CPU"
+
+
+def train_once(
+    params: dict[str, Any],
+    data: WorkerData,
+    cfg: Config,
+    *,
+    seed: int,
+    tracker: Tracker,
+    experiment_id: str,
+    parent_id: str | None,
+    name: str,
+    tags: dict[str, Any],
+) -> float:
+    """Train one configuration outside the search (no pruning), logged as its own run."""
+    run_id = tracker.start_run(
+        experiment_id,
+        name=name,
+        parent_id=parent_id,
+        tags={**tags, "device": describe_device(), "state": "RUNNING"},
+    )
+    tracker.log_params(run_id, _run_params(cfg, params, data, seed))
+    logger = LogToMlflow(tracker, run_id, data, cfg)
+    monitor = DiagnosisMonitor(Rules(), prune_collapsed=False)
+    try:
+        result = fit(
+            params,
+            data.split,
+            cfg,
+            seed=seed,
+            callbacks=[monitor, logger],
+            on_validation=lambda v: setattr(logger, "validation", v),
+        )
+    except TrialFailed as err:
+        tracker.set_tags(run_id, {"state": "FAIL", "reason": str(err)})
+        tracker.end_run(run_id, "FAILED")
+        raise
+    logger.log_overlay("final")
+    tracker.set_tags(run_id, {"state": "COMPLETE", **diagnosis_tags(monitor.found)})
+    tracker.end_run(run_id, "FINISHED", description=describe(monitor.found) or None)
+    return result.best_value

@@ -18,8 +18,9 @@ __all__ = ["suggest", "fixed_params", "is_fixed"]
 
 
 def is_fixed(values: tuple) -> bool:
-    return len(values) == 1 or (len(values) == 2 and values[0] == values[1] and
-                                not isinstance(values[0], bool))
+    return len(values) == 1 or (
+        len(values) == 2 and values[0] == values[1] and not isinstance(values[0], bool)
+    )
 
 
 def _kind(name: str) -> str:
@@ -40,8 +41,19 @@ def _one(trial: optuna.Trial, space: SpaceSettings, name: str) -> Any:
 def suggest(trial: optuna.Trial, space: SpaceSettings) -> dict[str, Any]:
     """Every hyperparameter of one trial; parameters that do not apply are left out."""
     p: dict[str, Any] = {}
-    for name in ("loss", "base_filters", "depth", "deep_supervision", "dropout", "batch_norm",
-                 "l2", "lr", "schedule", "smooth", "dice_reduction"):
+    for name in (
+        "loss",
+        "base_filters",
+        "depth",
+        "deep_supervision",
+        "dropout",
+        "batch_norm",
+        "l2",
+        "lr",
+        "schedule",
+        "smooth",
+        "dice_reduction",
+    ):
         p[name] = _one(trial, space, name)
     if p["batch_norm"]:
         p["bn_momentum"] = _one(trial, space, "bn_momentum")

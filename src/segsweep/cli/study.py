@@ -181,3 +181,59 @@ def study_status(name: str | None, as_json: bool, storage: str | None) -> None:
     else:
         click.echo(f"study '{result['study']}'")
         print_best(result)
+
+
+@command.command("enqueue")
+@click.argument("name", required=False)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    required=True,
+    metavar="space.KEY=VALUE",
+    help="a parameter of the configuration; parameters left out are sampled",
+)
+@storage_option
+def study_enqueue(name: str | None, assignments: tuple[str, ...], storage: str | None) -> None:
+    """Put a fixed configuration into the study as its next trial (e.g. your own baseline)."""
+    from segsweep.config import parse_assignment
+    from segsweep.rerun import enqueue
+    from segsweep.study import load_study, storage_url
+
+    cfg = resolve_study(name, storage, None)
+    values = dict(parse_assignment(a) for a in assignments)
+    params = enqueue(load_study(cfg.study.name, storage_url(cfg)), cfg, values)
+    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+    click.echo(f"queued as the next trial of '{cfg.study.name}': {shown}")
+
+
+@command.command("rerun")
+@click.argument("name", required=False)
+@click.option(
+    "--trial",
+    "number",
+    type=click.IntRange(min=0),
+    required=True,
+    help="the trial whose parameters to train again",
+)
+@click.option(
+    "--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="how many new seeds"
+)
+@storage_option
+@tracking_option
+def study_rerun(
+    name: str | None, number: int, seeds: int, storage: str | None, tracking_uri: str | None
+) -> None:
+    """Retrain one trial's parameters under new seeds: is its val_dsc luck?"""
+    from segsweep.rerun import rerun
+    from segsweep.study import load_study, storage_url
+
+    cfg = resolve_study(name, storage, tracking_uri)
+    result = rerun(
+        load_study(cfg.study.name, storage_url(cfg)), cfg, number, seeds=seeds, progress=click.echo
+    )
+    original = f" at val_dsc {result.original:.4f}" if result.original is not None else ""
+    click.echo(
+        f"trial {number}: val_dsc {result.mean:.4f} ± {result.sd:.4f} (mean ± sd over "
+        f"{len(result.values)} seeds); in the search it ended {result.state}{original}"
+    )
