@@ -10,6 +10,7 @@ storage URL.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -64,13 +65,15 @@ def open_storage(url: str, *, create: bool = False) -> optuna.storages.BaseStora
     from segsweep.recovery import on_stale_heartbeat
 
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs=_engine_kwargs(url),
-            heartbeat_interval=HEARTBEAT_INTERVAL,
-            grace_period=GRACE_PERIOD,
-            heartbeat_stale_trial_callback=on_stale_heartbeat,
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=_engine_kwargs(url),
+                heartbeat_interval=HEARTBEAT_INTERVAL,
+                grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=on_stale_heartbeat,
+            )
     except Exception as err:  # SQLAlchemy and drivers raise many types; say which storage
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise StudyError(f"cannot open Optuna storage {url}: {first}") from None

@@ -79,6 +79,11 @@ def study_create(
     _ensure_data(cfg, default_used=data_dir is None)
     url = storage_url(cfg)
     create_study(cfg, url, exist_ok=exist_ok)
+    # The MLflow experiment (and, on a fresh database, its schema) is made here, once, so that
+    # several hosts starting `study run` together never race to create it.
+    from segsweep.tracking import Tracker
+
+    Tracker(cfg.tracking.uri).experiment(cfg.study.name)
     save_config(
         cfg,
         path,
