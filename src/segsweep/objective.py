@@ -273,11 +273,21 @@ def _finish(
     if reason:
         trial.set_user_attr("reason", reason)
     trial.set_user_attr("diagnoses", [d.code for d in found])
+    trial.set_user_attr("worker_rss_mb", _rss_mb())  # shows whether a worker's memory grows
     study.tell(trial, value if state == "COMPLETE" else None, state=TrialState[state])
     tags = {"state": state, **diagnosis_tags(found), **({"reason": reason} if reason else {})}
     tracker.set_tags(run_id, tags)
     tracker.end_run(run_id, RUN_STATUS[state], description=describe(found) or None)
     return TrialOutcome(trial.number, state, value, reason)
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now, in MiB (Linux /proc; 0 where unavailable)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
 def describe_device() -> str:
