@@ -43,12 +43,20 @@ def command() -> None:
     metavar="KEY=VALUE",
     help="a setting, in TOML syntax: --set data.image_size=64 --set space.depth=[3]",
 )
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="start from this settings file (e.g. studies/examples/seed-baseline.toml)",
+)
 @click.option("--exist-ok", is_flag=True, help="keep an existing study; update its settings")
 def study_create(
     name: str,
     data_dir: Path | None,
     storage: str | None,
     assignments: tuple[str, ...],
+    config_file: Path | None,
     exist_ok: bool,
 ) -> None:
     """Write studies/NAME.toml with every setting and create the Optuna study."""
@@ -74,9 +82,12 @@ def study_create(
         overrides["data.dir"] = str(data_dir)
     if storage is not None:
         overrides["study.storage"] = storage
-    base = load_config(path) if path.exists() else Config()
+    if config_file is not None:
+        base = load_config(config_file)
+    else:
+        base = load_config(path) if path.exists() else Config()
     cfg = config_from_dict(apply_overrides(config_to_dict(base), overrides))
-    _ensure_data(cfg, default_used=data_dir is None)
+    _ensure_data(cfg, default_used=cfg.data.dir == Config().data.dir)
     url = storage_url(cfg)
     create_study(cfg, url, exist_ok=exist_ok)
     # The MLflow experiment (and, on a fresh database, its schema) is made here, once, so that
