@@ -297,8 +297,8 @@ class Coordinator:
             or "none"
         )
         self.progress(
-            f"[{self.finished}/{self.n_trials}] trial {number} {state} {shown} | "
-            f"best val_dsc {best} | running: {running}"
+            f"[{self.finished}/{self.n_trials} finished, {self.asked} asked] "
+            f"trial {number} {state} {shown} | best val_dsc {best} | running: {running}"
         )
 
     def _ensure_run(self, worker: _Worker) -> None:
