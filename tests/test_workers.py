@@ -141,3 +141,16 @@ def test_the_same_seed_samples_the_same_parameters(tmp_path: Path) -> None:
         segsweep(tmp_path, "study", "run", name, "--trials", "2")
     params = {name: [t.params for t in load(tmp_path, name).get_trials()] for name in "ab"}
     assert params["a"] == params["b"] and len({str(p) for p in params["a"]}) == 2
+
+
+def test_asking_for_a_gpu_tensorflow_cannot_see_is_an_error(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    make_study(tmp_path, "gpu", "--set", "train.epochs=1")
+    out = segsweep(tmp_path, "study", "run", "--trials", "1", "--gpus", "0", check=False)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+    assert out.returncode == 2 and len(errors) == 1, out.stderr
+    assert "GPU 0" in errors[0] and "TensorFlow sees no GPU" in errors[0]
+    assert load(tmp_path, "gpu").get_trials() == []  # no trial was asked
