@@ -3,52 +3,32 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from procs import TINY, segsweep
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "--set",
-    "data.image_size=32",
+# The e2e study logs every overlay and the model, which the process tests leave out.
+E2E = [
+    *TINY,
     "--set",
     "train.epochs=2",
     "--set",
-    "train.batch_size=4",
-    "--set",
-    "space.base_filters=[4]",
-    "--set",
-    "space.depth=[2]",
-    "--set",
-    'search.pruner="none"',
-    "--set",
     "tracking.overlay_every=1",
+    "--set",
+    "tracking.log_model=true",
 ]
-
-
-def segsweep(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "segsweep", *args],
-        cwd=cwd,
-        text=True,
-        capture_output=True,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"segsweep {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="module")
 def finished_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("e2e")
     segsweep(cwd, "data", "synth", "ph", "--n", "20", "--size", "48", "--seed", "1")
-    segsweep(cwd, "study", "create", "tiny", "--data", "ph", *TINY)
+    segsweep(cwd, "study", "create", "tiny", "--data", "ph", *E2E)
     run = segsweep(cwd, "study", "run", "--trials", "2", "--workers", "1")
     assert "best: trial" in run.stdout and "mlflow ui" in run.stdout
     return cwd

@@ -12,6 +12,7 @@ from segsweep.errors import SegsweepError
 __all__ = [
     "Group",
     "UserError",
+    "set_option",
     "storage_option",
     "tracking_option",
     "resolve_study",
@@ -42,6 +43,13 @@ storage_option = click.option(
     metavar="URL",
     help="Optuna storage (journal file path, sqlite:///…, postgresql://…); "
     "default: the study's settings, else studies/NAME.journal.",
+)
+set_option = click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="a setting, in TOML syntax: --set data.image_size=64 --set space.depth=[3]",
 )
 tracking_option = click.option(
     "--tracking-uri",

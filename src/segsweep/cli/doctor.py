@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from segsweep.cli._common import resolve_study, storage_option
+from segsweep.cli._common import resolve_study, set_option, storage_option
 from segsweep.config import Config, parse_assignment
 from segsweep.errors import StudyError
 
@@ -98,13 +98,7 @@ def render(report: Report) -> str:
     type=click.Path(path_type=Path),
     help="folder with images/ and masks/; without NAME, judged against the default settings",
 )
-@click.option(
-    "--set",
-    "assignments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="a setting, in TOML syntax: --set data.image_size=64 --set space.depth=[3]",
-)
+@set_option
 @storage_option
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @click.pass_context

@@ -14,6 +14,7 @@ from segsweep.cli._common import (
     Group,
     print_best,
     resolve_study,
+    set_option,
     storage_option,
     synth_line,
     tracking_option,
@@ -36,13 +37,7 @@ def command() -> None:
     help="folder with images/ and masks/; default: the built-in phantom set",
 )
 @storage_option
-@click.option(
-    "--set",
-    "assignments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="a setting, in TOML syntax: --set data.image_size=64 --set space.depth=[3]",
-)
+@set_option
 @click.option(
     "--config",
     "config_file",
