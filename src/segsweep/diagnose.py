@@ -130,7 +130,7 @@ def _collapsed(h: Mapping[str, Sequence[float]], r: Rules) -> Diagnosis | None:
                 "collapsed",
                 i + 1,
                 f"predicted no lesion pixel on validation for {r.k} epochs in a row (epochs "
-                f"{a + 1}–{i + 1}) while loss_data fell {loss[before]:.3g} → {loss[i]:.3g}, "
+                f"{a + 1}–{i + 1}) while loss_data fell {loss[before]:.4f} → {loss[i]:.4f}, "
                 f"against {_pct(h['val_true_fg'][i])} true lesion{lesion_free}: the loss is "
                 "being lowered through the background, whose Dice is nearly 1 for free when "
                 "lesions are rare, so the lesion Dice cannot rise. Try the loss dice_ce or "
