@@ -85,7 +85,11 @@ def child_runs(cwd: Path, name: str) -> dict[int, object]:
     client = mlflow_client(cwd)
     exp = client.get_experiment_by_name(name)
     runs = client.search_runs([exp.experiment_id], max_results=1000)
-    return {int(r.data.tags["trial"]): r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    return {
+        int(r.data.tags["trial"]): r
+        for r in runs
+        if "mlflow.parentRunId" in r.data.tags and "trial" in r.data.tags
+    }
 
 
 def parent_runs(cwd: Path, name: str) -> list:
