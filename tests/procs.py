@@ -65,7 +65,7 @@ def load(cwd: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def wait_for_running_trial(cwd: Path, name: str, timeout: float = 180) -> optuna.trial.FrozenTrial:
+def wait_for_running_trial(cwd: Path, name: str, timeout: float = 480) -> optuna.trial.FrozenTrial:
     """The first RUNNING trial whose worker has started training (its pid is recorded)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
