@@ -161,6 +161,10 @@ def search_section(runs: list[SearchRun], sizes: Sizes, *, target: float = 3.0) 
         f"The no-worse check allows the seed spread of TPE without pruning ({spread:.3f}).",
         "Run in one process with in-memory Optuna storage and without MLflow (a simplification "
         "of `study run`: same sampler, pruner, space and training function).",
+        f"Pruned {sum(len(r.pruned_at) for r in prune)} of {sum(r.trials for r in prune)} "
+        "trials: Hyperband's successive halving prunes a trial only once enough trials have "
+        "reached the same rung to rank it against, so a budget of a handful of full trials "
+        "leaves it little to prune.",
     ]
     return Section(
         key="search",
