@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,19 @@ def save_array(path: Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(
             path, **({"quality": 95} if suffix in (".jpg", ".jpeg") else {})
         )
+
+
+@pytest.fixture(autouse=True)
+def no_tracking_uri_leaks() -> Iterator[None]:
+    """A test must leave ``MLFLOW_TRACKING_URI`` as it found it.
+
+    Every later ``segsweep`` process the suite starts inherits the variable, so a leak sends
+    those processes' runs into another test's store, far from the test that leaked.
+    """
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    after = os.environ.get("MLFLOW_TRACKING_URI")
+    assert after == before, f"MLFLOW_TRACKING_URI changed from {before!r} to {after!r}"
 
 
 MakeDataDir = Callable[..., Path]

@@ -7,12 +7,15 @@ workers, so every process writes to the same store whatever its working director
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import platform
 import random
+import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -50,10 +53,35 @@ RETRIES = 8
 
 
 def _patient_uri(uri: str) -> str:
-    """The same SQLite file, with a longer lock wait; other stores are left as they are."""
-    if not uri.startswith("sqlite:") or "timeout=" in uri:
+    """The same SQLite file by its absolute path, with a longer lock wait; other stores as given.
+
+    The absolute path is what workers, recovery and ``explain`` get (it is stored with each
+    trial), so they find the store from any working directory.
+    """
+    if not uri.startswith("sqlite:///"):
         return uri
-    return uri + ("&" if "?" in uri else "?") + f"timeout={SQLITE_TIMEOUT}"
+    path, _, query = uri.removeprefix("sqlite:///").partition("?")
+    if path and path != ":memory:":
+        path = str(Path(path).absolute())  # absolute() is "/..." so the URI gets its 4th slash
+    if "timeout=" not in query:
+        query = "&".join(q for q in (query, f"timeout={SQLITE_TIMEOUT}") if q)
+    return f"sqlite:///{path}?{query}"
+
+
+def _artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment's artifacts go: beside the SQLite file, else the store's default.
+
+    MLflow's SQLite store puts artifacts under ``./mlruns/<experiment id>`` of whatever folder
+    the process was started in, so two stores used from one folder (a study with
+    ``--tracking-uri sqlite:///elsewhere.db`` next to the default ``mlflow.db``) would write
+    into each other's ``mlruns/1``. Naming the folder after the experiment, next to the
+    database, keeps every store's files with it.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None  # a server or a database: its own --default-artifact-root decides
+    database = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    folder = re.sub(r"[^A-Za-z0-9._-]", "_", experiment)
+    return (database.resolve().parent / "mlruns" / folder).as_uri()
 
 
 def with_retries(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -65,6 +93,23 @@ def with_retries(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
                 raise
             time.sleep(min(0.05 * 2**attempt, 2.0) * (1 + random.random()))
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (``start_run``, ``log_model``) at ``uri`` for one block.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``, which every process
+    started afterwards inherits: left set, one study's URI would silently redirect the runs of
+    the next study run from the same Python process (a notebook, a test session) or its children.
+    The variable and MLflow's own setting are put back as they were when the block ends.
+    """
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # None unsets both MLflow's setting and the variable
 
 
 class _PatientClient:
@@ -85,13 +130,16 @@ class Tracker:
 
     def __init__(self, uri: str = "") -> None:
         self.uri = _patient_uri(uri or mlflow.get_tracking_uri())
-        mlflow.set_tracking_uri(self.uri)  # the fluent API (model logging) writes here too
         self.client = _PatientClient(MlflowClient(tracking_uri=self.uri))
 
     def experiment(self, name: str) -> str:
         try:
             found = self.client.get_experiment_by_name(name)
-            return found.experiment_id if found else self.client.create_experiment(name)
+            if found:
+                return found.experiment_id
+            return self.client.create_experiment(
+                name, artifact_location=_artifact_location(self.uri, name)
+            )
         except Exception as err:  # MLflow raises many types; the user needs the URI
             raise StudyError(f"cannot open MLflow tracking store {self.uri}: {err}") from None
 
@@ -145,11 +193,10 @@ class Tracker:
         )
         with_retries(self._log_model, run_id, net, pins, signature)
 
-    @staticmethod
-    def _log_model(run_id: str, net: Any, pins: list[str], signature: Any) -> None:
+    def _log_model(self, run_id: str, net: Any, pins: list[str], signature: Any) -> None:
         import mlflow.keras
 
-        with mlflow.start_run(run_id=run_id):
+        with fluent_tracking_uri(self.uri), mlflow.start_run(run_id=run_id):
             mlflow.keras.log_model(net, name="model", pip_requirements=pins, signature=signature)
         # start_run(run_id) ends the run as FINISHED on exit; the caller sets the real status.
 
@@ -164,9 +211,12 @@ class Tracker:
     def download_model(self, run_id: str) -> Path:
         target = Path(tempfile.mkdtemp(prefix="segsweep-model-"))
         try:
-            return Path(
-                mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(target))
-            )
+            # runs:/ finds an MLflow 3 logged model through the fluent URI, not tracking_uri=
+            with fluent_tracking_uri(self.uri):
+                path = mlflow.artifacts.download_artifacts(
+                    f"runs:/{run_id}/model", dst_path=str(target), tracking_uri=self.uri
+                )
+            return Path(path)
         except Exception as err:
             raise StudyError(
                 f"no model logged for MLflow run {run_id} in {self.uri}: {str(err).splitlines()[0]}"
