@@ -65,8 +65,8 @@ class Sizes:
     # 4 search efficiency
     search_size: int = 64
     search_phantoms: int = 80
-    search_budget: int = 36  # total epochs per search
-    search_max_epochs: int = 9  # epochs of a trial that is never pruned (Hyperband: 1, 3, 9)
+    search_budget: int = 54  # total epochs per search: 6 trials that are never pruned
+    search_max_epochs: int = 9  # epochs of a trial never pruned (rungs at epochs 1, 3, 9)
     search_seeds: tuple[int, ...] = (0, 1, 2)
     # 5 inference
     predict_size: int = 128

@@ -92,16 +92,20 @@ def main(argv: list[str] | None = None) -> None:
     marks: dict[str, float] = {"main": time.time()}
     name, launched = (argv or sys.argv[1:])[:2]
     marks["launch"] = float(launched)
+    from segsweep.config import load_config
+    from segsweep.study import STUDIES_DIR
+    from segsweep.workers import exit_now, set_onednn
+
+    cfg = load_config(STUDIES_DIR / f"{name}.toml")
+    set_onednn(cfg, gpu=False)  # as a CPU worker does, before TensorFlow loads
     import tensorflow  # noqa: F401  - timed on its own: the largest import
 
     marks["tensorflow"] = time.time()
     from segsweep import objective
-    from segsweep.config import load_config
-    from segsweep.study import STUDIES_DIR, load_study, storage_url
+    from segsweep.study import load_study, storage_url
     from segsweep.tracking import Tracker
 
     marks["imports"] = time.time()
-    cfg = load_config(STUDIES_DIR / f"{name}.toml")
     data = objective.load_worker_data(cfg)
     marks["data"] = time.time()
     study = load_study(cfg.study.name, storage_url(cfg), cfg)
@@ -127,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     marks["trial_end"] = time.time()
     result = {"marks": marks, "epochs": epochs, "tracker": calls, "state": outcome.state}
     print(json.dumps(result), flush=True)
+    exit_now()  # as a worker ends
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def test_unknown_section_suggests_or_lists_the_sections():
         ("space", "dropout", [0.6, 0.2], "[low, high] (within [0.0, 0.95])"),
         ("space", "loss", ["dice"], "one of 'weighted_dice', 'dice_ce', 'focal_tversky'"),
         ("space", "depth", [], "a non-empty list"),
-        ("search", "pruner", "asha", "one of 'hyperband', 'median', 'none'"),
+        ("search", "pruner", "asha", "one of 'hyperband', 'sha', 'median', 'none'"),
         ("data", "val_fraction", 1.0, "a number in (0, 1)"),
         ("augment", "flip", "yes", "true or false"),
         ("data", "channels", 2, "0, 1 or 3"),

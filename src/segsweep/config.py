@@ -163,6 +163,13 @@ class TrainSettings:
         '"auto" = XLA-compile the train step on a GPU, not on the CPU; "on"; "off"',
         _one_of("auto", "on", "off"),
     )
+    onednn: str = _setting(
+        "auto",
+        '"auto" = oneDNN kernels in CPU workers (TensorFlow enables them by itself only on '
+        'CPUs with AVX-512 VNNI, BF16 or AMX; about 1.2x the training speed on an AVX2 CPU, '
+        'see benchmarks/RESULTS.md), TensorFlow\'s choice on a GPU; "on"; "off"',
+        _one_of("auto", "on", "off"),
+    )
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,12 @@ class AugmentSettings:
 @dataclass(frozen=True)
 class SearchSettings:
     sampler: str = _setting("tpe", "Optuna sampler", _one_of("tpe", "random"))
-    pruner: str = _setting("hyperband", "Optuna pruner", _one_of("hyperband", "median", "none"))
+    pruner: str = _setting(
+        "hyperband",
+        'Optuna pruner: "hyperband"; "sha" = successive halving (one bracket, prunes hardest: '
+        'for small budgets); "median"; "none"',
+        _one_of("hyperband", "sha", "median", "none"),
+    )
     seed: int = _setting(
         0, "seed of the sampler; trial n trains with seed + n", _int_in(0, 2**31 - 1)
     )
@@ -204,7 +216,7 @@ class TrackingSettings:
         _int_in(1, 10000),
     )
     log_model: bool = _setting(
-        True, "log the best epoch's model as an MLflow Keras model", _is_bool
+        True, "log each completed trial's best-epoch model as an MLflow Keras model", _is_bool
     )
 
 

@@ -248,14 +248,17 @@ def run_trial(
         logger.log_overlay("final")
     except TrialFailed as err:
         return _finish(study, trial, tracker, run_id, ("FAIL", None, str(err)), [])
-    if cfg.tracking.log_model and result.best_epoch:
+    verdict = _verdict(result, watch)
+    # Only a completed trial can be the study's best, the model `predict study:NAME` loads;
+    # saving the model of every pruned trial cost seconds each (benchmarks, overhead).
+    if cfg.tracking.log_model and verdict[0] == "COMPLETE" and result.best_epoch:
         tracker.log_keras_model(run_id, result.net)
     tracker.log_metrics(
         run_id,
         {"best_val_dsc": result.best_value, "best_epoch": result.best_epoch},
         step=result.best_epoch,
     )
-    return _finish(study, trial, tracker, run_id, _verdict(result, watch), watch.monitor.found)
+    return _finish(study, trial, tracker, run_id, verdict, watch.monitor.found)
 
 
 def _finish(

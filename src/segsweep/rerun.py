@@ -92,6 +92,9 @@ def rerun(
     study: optuna.Study, cfg: Config, number: int, *, seeds: int, progress: Any = print
 ) -> RerunResult:
     """Retrain trial ``number``'s parameters under ``seeds`` new seeds, logging each run."""
+    from segsweep.workers import set_onednn
+
+    set_onednn(cfg, gpu=False)  # reruns train in this process; its params record what ran
     from segsweep import objective
     from segsweep.tracking import Tracker
 

@@ -100,6 +100,10 @@ def make_pruner(cfg: Config) -> optuna.pruners.BasePruner:
         return optuna.pruners.HyperbandPruner(
             min_resource=cfg.search.min_epochs, max_resource=cfg.train.epochs
         )
+    if cfg.search.pruner == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=cfg.search.min_epochs, reduction_factor=3
+        )
     if cfg.search.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=cfg.search.min_epochs)
     return optuna.pruners.NopPruner()

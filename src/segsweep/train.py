@@ -9,6 +9,7 @@ in as extra Keras callbacks; this module knows neither Optuna nor MLflow.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -88,7 +89,11 @@ class LossSplitModel(keras.Model):
 
 
 def accelerator_settings(cfg: Config) -> dict[str, bool]:
-    """Resolve ``train.mixed_precision`` and ``train.jit_compile`` ("auto" = on with a GPU)."""
+    """The accelerator settings a trial runs with, as recorded in its params.
+
+    ``train.mixed_precision`` and ``train.jit_compile``: "auto" = on with a GPU. oneDNN is read
+    back from TensorFlow, since the worker set it before TensorFlow loaded (``train.onednn``).
+    """
     import tensorflow as tf
 
     gpu = bool(tf.config.list_logical_devices("GPU"))
@@ -96,7 +101,18 @@ def accelerator_settings(cfg: Config) -> dict[str, bool]:
     return {
         "mixed_precision": pick[cfg.train.mixed_precision],
         "jit_compile": pick[cfg.train.jit_compile],
+        "onednn": onednn_enabled(),
     }
+
+
+def onednn_enabled() -> bool:
+    """Whether this process's TensorFlow runs oneDNN kernels (fixed when TensorFlow loads)."""
+    try:  # the only place TensorFlow answers it; private, hence the fallback
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"
 
 
 def build_model(params: dict[str, Any], *, in_channels: int, image_size: int) -> keras.Model:

@@ -1,0 +1,38 @@
+"""The pruners a study can name, on Optuna's in-memory storage: what each stops."""
+
+from __future__ import annotations
+
+import optuna
+
+from segsweep.config import Config
+from segsweep.study import make_pruner
+
+
+def _study(pruner: str) -> optuna.Study:
+    cfg = Config().replace(**{"search.pruner": pruner, "train.epochs": 9})
+    return optuna.create_study(direction="maximize", pruner=make_pruner(cfg))
+
+
+def _reports(study: optuna.Study, values: list[float]) -> bool:
+    """Report ``values`` epoch by epoch; True if the trial was pruned on the way."""
+    trial = study.ask()
+    for epoch, value in enumerate(values, start=1):
+        trial.report(value, epoch)
+        if trial.should_prune():
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return True
+    study.tell(trial, max(values))
+    return False
+
+
+def test_successive_halving_stops_a_worse_trial_after_its_first_epoch() -> None:
+    study = _study("sha")
+    assert not _reports(study, [0.5, 0.6, 0.7])
+    assert _reports(study, [0.2, 0.9])  # worse than the first at epoch 1: stopped there
+    assert study.trials[1].last_step == 1
+    assert not _reports(study, [0.6, 0.65])  # better at epoch 1: goes on
+
+
+def test_no_pruner_stops_nothing() -> None:
+    study = _study("none")
+    assert not any(_reports(study, [v, v]) for v in (0.9, 0.1, 0.05))
