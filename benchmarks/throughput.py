@@ -5,14 +5,13 @@ time in turn (:mod:`benchmarks.lanes`):
 
 - ``seed-style``: ``model.fit`` on the ``ImageDataGenerator``-style generator
   (:mod:`benchmarks.seedstyle`), Keras' default compile;
-- ``segsweep``: :func:`segsweep.train.fit` with its defaults, in a process set up as a CPU
-  worker sets itself up (tf.data, joint Keras augmentation, ``LossSplitModel``; oneDNN on, as
-  ``train.onednn = "auto"`` does on a CPU; ``train.jit_compile`` and ``train.mixed_precision``
-  resolve to off there);
+- ``segsweep``: :func:`segsweep.train.fit` with its defaults, in a process set up as a lone
+  CPU worker sets itself up (tf.data, joint Keras augmentation, ``LossSplitModel``;
+  ``train.onednn``, ``train.jit_compile`` and ``train.mixed_precision`` resolve to off there);
 - ``segsweep + XLA``: the same with ``train.jit_compile = "on"``;
-- ``segsweep, oneDNN off``: the defaults with ``train.onednn = "off"``: TensorFlow's own
-  kernels, which the seed-style lane also runs (TensorFlow turns oneDNN on by itself only on
-  CPUs with AVX-512 VNNI/BF16 or AMX).
+- ``segsweep + oneDNN``: the same with oneDNN's kernels, as ``train.onednn = "auto"`` sets them
+  when several CPU workers share the cores (TensorFlow turns oneDNN on by itself only on CPUs
+  with AVX-512 VNNI/BF16 or AMX).
 
 After each round every lane times a float32 ``tf.linalg.matmul`` in its own process: the
 denominator of the compute efficiency, measured under the same load as the epochs next to it.
@@ -31,15 +30,15 @@ from benchmarks.lanes import Lane, start_lane
 __all__ = ["TrainingRun", "measure", "throughput_section", "efficiency_section", "LANES"]
 
 _CPU = {"CUDA_VISIBLE_DEVICES": "-1", "TF_ENABLE_ONEDNN_OPTS": "0"}  # TensorFlow's default here
-_WORKER = {**_CPU, "TF_ENABLE_ONEDNN_OPTS": "1"}  # what segsweep.workers.set_onednn sets
+_SHARED = {**_CPU, "TF_ENABLE_ONEDNN_OPTS": "1"}  # segsweep.workers.set_onednn, shared cores
 # name -> (spec overrides, environment); the first lane is the baseline.
 LANES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "seed-style": ({"kind": "seed"}, _CPU),
-    "segsweep": ({"kind": "segsweep"}, _WORKER),
-    "segsweep + XLA": ({"kind": "segsweep", "jit_compile": "on"}, _WORKER),
-    "segsweep, oneDNN off": ({"kind": "segsweep"}, _CPU),
+    "segsweep": ({"kind": "segsweep"}, _CPU),
+    "segsweep + XLA": ({"kind": "segsweep", "jit_compile": "on"}, _CPU),
+    "segsweep + oneDNN": ({"kind": "segsweep"}, _SHARED),
 }
-PROFILED = ("segsweep", "segsweep, oneDNN off")
+PROFILED = ("segsweep", "segsweep + oneDNN")
 
 
 @dataclass
@@ -288,8 +287,8 @@ def efficiency_section(run: TrainingRun, *, target: float = 0.70) -> Section:
         "speed in TensorFlow's Eigen kernels, plus memory-bound work that does no FLOPs in the "
         "count (a dropout mask drawn for every activation of all 30 convolutions, ReLU, the "
         "dense skip concatenations and their gradient slices). oneDNN's kernels recover part "
-        "of it (segsweep's CPU workers turn them on: train.onednn); XLA's fusion does not "
-        "pay on this CPU."
+        "of the CPU time (segsweep turns them on when CPU workers share the cores: "
+        "train.onednn); XLA's fusion does not pay on this CPU."
     )
     return Section(
         key="efficiency",

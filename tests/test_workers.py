@@ -40,6 +40,9 @@ def test_the_budget_is_exact_across_workers(tmp_path: Path) -> None:
     assert len(trials) == 5 and sorted(t.number for t in trials) == list(range(5))
     assert {t.user_attrs["worker"] for t in trials} == {"w0", "w1"}
     assert out.stdout.count("] trial ") == 5
+    # two CPU workers share the cores: "auto" gave them oneDNN, and each run records it
+    runs = child_runs(tmp_path, "pool")
+    assert {r.data.params["train.onednn_used"] for r in runs.values()} == {"True"}
 
 
 def test_a_killed_worker_fails_its_trial_and_the_study_goes_on(tmp_path: Path) -> None:

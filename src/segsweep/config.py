@@ -165,9 +165,10 @@ class TrainSettings:
     )
     onednn: str = _setting(
         "auto",
-        '"auto" = oneDNN kernels in CPU workers (TensorFlow enables them by itself only on '
-        'CPUs with AVX-512 VNNI, BF16 or AMX; about 1.2x the training speed on an AVX2 CPU, '
-        'see benchmarks/RESULTS.md), TensorFlow\'s choice on a GPU; "on"; "off"',
+        '"auto" = oneDNN kernels when several CPU workers share the cores (~1.2x less CPU '
+        'per image on an AVX2 CPU, but a lone worker trains faster without them; see '
+        'benchmarks/RESULTS.md), else TensorFlow\'s choice (on only for CPUs with AVX-512 '
+        'VNNI, BF16 or AMX); "on"; "off"',
         _one_of("auto", "on", "off"),
     )
 

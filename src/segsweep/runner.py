@@ -76,6 +76,7 @@ def run_study(
         tracking_uri=tracker.uri,
         experiment_id=experiment_id,
         parent_id=parent,
+        cpu_workers=sum(spec.gpu is None for spec in specs),
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

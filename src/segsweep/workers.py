@@ -54,6 +54,7 @@ class RunPlan:
     experiment_id: str
     parent_id: str
     recycle_after: int = RECYCLE_AFTER
+    cpu_workers: int = 1  # CPU workers of this run: more than one share the cores
     log_dir: str = "studies/logs"
 
 
@@ -67,18 +68,31 @@ def _redirect_output(spec: WorkerSpec, plan: RunPlan) -> None:
         os.dup2(log.fileno(), fd)
 
 
-def _set_device(spec: WorkerSpec, cfg: Config) -> None:
+def _set_device(spec: WorkerSpec, plan: RunPlan) -> None:
     # The environment writes the style allows: before TensorFlow is imported, which reads them.
     os.environ["CUDA_VISIBLE_DEVICES"] = spec.gpu if spec.gpu is not None else "-1"
-    set_onednn(cfg, gpu=spec.gpu is not None)
+    set_onednn(plan.cfg, gpu=spec.gpu is not None, shared_cores=plan.cpu_workers > 1)
     # CPU workers: silence TensorFlow's C++ start-up chatter about missing CUDA drivers.
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2" if spec.gpu is not None else "3"
 
 
-def set_onednn(cfg: Config, *, gpu: bool) -> None:
-    """``train.onednn`` for a process about to import TensorFlow ("auto": on unless on a GPU)."""
-    flag = {"on": "1", "off": "0", "auto": None if gpu else "1"}[cfg.train.onednn]
-    if flag is not None and "tensorflow" not in sys.modules:  # read once, at import
+def onednn_flag(setting: str, *, gpu: bool, shared_cores: bool) -> str | None:
+    """``TF_ENABLE_ONEDNN_OPTS`` for ``train.onednn``; None leaves TensorFlow's own choice.
+
+    "auto" turns oneDNN on for CPU workers that share the machine's cores. Measured side by side
+    (benchmarks/RESULTS.md, 2-core AVX2 CPU): oneDNN needs ~1.2x less CPU time per training
+    image, which decides when workers compete for the cores, but keeps the cores less busy, so a
+    lone process trains ~10 % slower by the clock than with TensorFlow's own kernels.
+    """
+    if setting != "auto":
+        return {"on": "1", "off": "0"}[setting]
+    return "1" if shared_cores and not gpu else None
+
+
+def set_onednn(cfg: Config, *, gpu: bool, shared_cores: bool = False) -> None:
+    """Apply ``train.onednn`` in a process about to import TensorFlow (read once, at import)."""
+    flag = onednn_flag(cfg.train.onednn, gpu=gpu, shared_cores=shared_cores)
+    if flag is not None and "tensorflow" not in sys.modules:
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = flag
 
 
@@ -100,7 +114,7 @@ def worker_main(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     _redirect_output(spec, plan)
-    _set_device(spec, plan.cfg)
+    _set_device(spec, plan)
     _serve(spec, plan, conn)
     exit_now()  # an exception skips this and exits the usual way, its traceback in the log
 
