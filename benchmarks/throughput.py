@@ -201,9 +201,9 @@ def throughput_section(run: TrainingRun, *, target: float = 1.5) -> Section:
         notes.append(
             f"Input pipelines alone, no training: {line}. Preparing a batch costs at most "
             f"{100 * worst:.1f} % of a training step of this model ({train_rate:.2f} images/s), "
-            "so the input pipeline cannot decide the ratio: the training step does, and the "
-            "baseline and segsweep run the same Keras step on the same UNet++ unless XLA or "
-            "oneDNN changes how the step is computed."
+            "so the input pipeline cannot decide the ratio: the training step does (the same "
+            "UNet++ in every lane; the lanes differ in the loss computation, in how fit is fed, "
+            "and in the kernels oneDNN or XLA choose)."
         )
     return Section(
         key="throughput",

@@ -52,15 +52,23 @@ SQLITE_TIMEOUT = 60
 RETRIES = 8
 
 
+def _sqlite_parts(uri: str) -> tuple[str, str] | None:
+    """(file path, query) of a ``sqlite:///`` URI; None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path, _, query = uri.removeprefix("sqlite:///").partition("?")
+    return path, query
+
+
 def _patient_uri(uri: str) -> str:
     """The same SQLite file by its absolute path, with a longer lock wait; other stores as given.
 
     The absolute path is what workers, recovery and ``explain`` get (it is stored with each
     trial), so they find the store from any working directory.
     """
-    if not uri.startswith("sqlite:///"):
+    if (parts := _sqlite_parts(uri)) is None:
         return uri
-    path, _, query = uri.removeprefix("sqlite:///").partition("?")
+    path, query = parts
     if path and path != ":memory:":
         path = str(Path(path).absolute())  # absolute() is "/..." so the URI gets its 4th slash
     if "timeout=" not in query:
@@ -77,9 +85,9 @@ def _artifact_location(uri: str, experiment: str) -> str | None:
     into each other's ``mlruns/1``. Naming the folder after the experiment, next to the
     database, keeps every store's files with it.
     """
-    if not uri.startswith("sqlite:///"):
+    if (parts := _sqlite_parts(uri)) is None:
         return None  # a server or a database: its own --default-artifact-root decides
-    database = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    database = Path(parts[0])
     folder = re.sub(r"[^A-Za-z0-9._-]", "_", experiment)
     return (database.resolve().parent / "mlruns" / folder).as_uri()
 
