@@ -1,0 +1,202 @@
+"""The sections of a study's settings: one frozen dataclass each, every field a setting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from segsweep.config._checks import (
+    choices,
+    float_in,
+    int_in,
+    is_bool,
+    is_str,
+    one_of,
+    setting,
+    value_range,
+)
+
+LOSSES = ("weighted_dice", "dice_ce", "focal_tversky")
+SCHEDULES = ("constant", "poly", "cosine")
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    name: str = setting("lesion", "study name; also the MLflow experiment name", is_str)
+    storage: str = setting(
+        "",
+        'Optuna storage: "" = studies/NAME.journal (safe for many local workers), '
+        "or a URL such as sqlite:///x.db or postgresql://user@host/db",
+        is_str,
+    )
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    dir: str = setting("data/phantom", "folder with images/ and masks/, paired by stem", is_str)
+    image_size: int = setting(128, "square size images and masks are resized to", int_in(8, 4096))
+    val_fraction: float = setting(
+        0.2, "share of images held out for validation", float_in(0, 1, open_lo=True, open_hi=True)
+    )
+    group_pattern: str = setting(
+        "", 'regex on the file stem naming its patient/case group; "" = no grouping', is_str
+    )
+    mask_threshold: float = setting(
+        0.0,
+        "0 = reject masks with in-between values; t in (0,1) = lesion where value > t * max",
+        float_in(0, 1, open_hi=True),
+    )
+    intensity: str = setting(
+        "dtype",
+        '"dtype": divide by the type maximum (255, 65535); "minmax": per-image min-max',
+        one_of("dtype", "minmax"),
+    )
+    channels: int = setting(
+        0,
+        "input channels: 0 = auto (3 if any image has colour), 1, 3",
+        lambda v: None if v in (0, 1, 3) and not isinstance(v, bool) else "0, 1 or 3",
+    )
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = setting(20, "epochs per trial (the pruner's maximum resource)", int_in(1, 10000))
+    batch_size: int = setting(8, "images per training step", int_in(1, 4096))
+    threshold: float = setting(
+        0.5,
+        "probability above which a pixel counts as lesion in the hard metrics",
+        float_in(0, 1, open_lo=True, open_hi=True),
+    )
+
+    mixed_precision: str = setting(
+        "auto",
+        '"auto" = float16 compute on a GPU, float32 on the CPU; "on"; "off"',
+        one_of("auto", "on", "off"),
+    )
+    jit_compile: str = setting(
+        "auto",
+        '"auto" = XLA-compile the train step on a GPU, not on the CPU; "on"; "off"',
+        one_of("auto", "on", "off"),
+    )
+    onednn: str = setting(
+        "auto",
+        '"auto" = oneDNN kernels when several CPU workers share the cores (~1.2x less CPU '
+        "per image on an AVX2 CPU, but a lone worker trains faster without them; see "
+        "benchmarks/RESULTS.md), else TensorFlow's choice (on only for CPUs with AVX-512 "
+        'VNNI, BF16 or AMX); "on"; "off"',
+        one_of("auto", "on", "off"),
+    )
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    flip: bool = setting(True, "random horizontal flip (image and mask together)", is_bool)
+    rotation: float = setting(10.0, "maximum rotation in degrees; 0 = off", float_in(0, 180))
+    shift: float = setting(0.1, "maximum shift as a fraction of the size; 0 = off", float_in(0, 1))
+    zoom: float = setting(0.0, "maximum zoom in or out as a fraction; 0 = off", float_in(0, 0.9))
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    sampler: str = setting("tpe", "Optuna sampler", one_of("tpe", "random"))
+    pruner: str = setting(
+        "hyperband",
+        'Optuna pruner: "hyperband"; "sha" = successive halving (one bracket, prunes hardest: '
+        'for small budgets); "median"; "none"',
+        one_of("hyperband", "sha", "median", "none"),
+    )
+    seed: int = setting(
+        0, "seed of the sampler; trial n trains with seed + n", int_in(0, 2**31 - 1)
+    )
+    min_epochs: int = setting(1, "epochs a trial runs before it may be pruned", int_in(1, 10000))
+    prune_collapsed: bool = setting(
+        True,
+        "prune a trial that predicts no lesion pixel for several epochs while its loss falls",
+        is_bool,
+    )
+    startup_trials: int = setting(
+        10, "trials sampled at random before TPE models the results", int_in(0, 10000)
+    )
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    uri: str = setting(
+        "", 'MLflow tracking URI; "" = MLflow\'s default in the working directory', is_str
+    )
+    overlay_every: int = setting(
+        5,
+        "log overlay PNGs of fixed validation cases every N epochs (and at the end)",
+        int_in(1, 10000),
+    )
+    log_model: bool = setting(
+        True, "log each completed trial's best-epoch model as an MLflow Keras model", is_bool
+    )
+
+
+@dataclass(frozen=True)
+class SpaceSettings:
+    base_filters: tuple = setting(
+        (16, 32), "filters of the first level (choices)", choices(int_in(1, 1024)), kind="choice"
+    )
+    depth: tuple = setting(
+        (3, 4), "number of downsamplings (choices)", choices(int_in(1, 6)), kind="choice"
+    )
+    dropout: tuple = setting(
+        (0.0, 0.5),
+        "dropout after every convolution",
+        value_range(0.0, 0.95, log=False),
+        kind="range",
+    )
+    batch_norm: tuple = setting(
+        (False, True), "batch normalisation (choices)", choices(is_bool), kind="choice"
+    )
+    bn_momentum: tuple = setting(
+        (0.9,),
+        "batch-norm momentum (choices); 0.99 lags behind on small data",
+        choices(float_in(0, 1, open_hi=True)),
+        kind="choice",
+    )
+    l2: tuple = setting(
+        (1e-6, 1e-3),
+        "L2 penalty on every kernel ([0.0] = none)",
+        value_range(1e-12, 1.0, log=True),
+        kind="logrange",
+    )
+    lr: tuple = setting(
+        (1e-4, 1e-2), "Adam learning rate", value_range(1e-7, 1.0, log=True), kind="logrange"
+    )
+    schedule: tuple = setting(
+        SCHEDULES, "learning-rate schedule (choices)", choices(one_of(*SCHEDULES)), kind="choice"
+    )
+    loss: tuple = setting(
+        LOSSES, "loss function (choices)", choices(one_of(*LOSSES)), kind="choice"
+    )
+    dice_w2: tuple = setting(
+        (0.5, 0.95),
+        "lesion weight of weighted_dice (w1 = 1 - w2)",
+        value_range(0.0, 1.0, log=False),
+        kind="range",
+    )
+    smooth: tuple = setting(
+        (1e-5, 1.0), "Dice smoothing term s", value_range(1e-9, 100.0, log=True), kind="logrange"
+    )
+    dice_reduction: tuple = setting(
+        ("batch",),
+        '"batch" pools the Dice over the batch, "image" averages per-image Dice (choices)',
+        choices(one_of("batch", "image")),
+        kind="choice",
+    )
+    deep_supervision: tuple = setting(
+        (False, True), "train a head on every top node (choices)", choices(is_bool), kind="choice"
+    )
+
+
+SECTIONS: dict[str, type] = {
+    "study": StudySettings,
+    "data": DataSettings,
+    "train": TrainSettings,
+    "augment": AugmentSettings,
+    "search": SearchSettings,
+    "tracking": TrackingSettings,
+    "space": SpaceSettings,
+}
