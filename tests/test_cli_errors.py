@@ -97,14 +97,22 @@ def test_creating_a_study_twice_keeps_the_first(workdir, phantoms):
 def test_exist_ok_keeps_the_study_and_applies_new_settings(workdir, phantoms):
     create("s1", phantoms, "train.epochs=3", "data.image_size=32")
     journal = workdir / "studies" / "s1.journal"
-    optuna.load_study(study_name="s1", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal)))).enqueue_trial({"depth": 3})
+    optuna.load_study(
+        study_name="s1",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))
+        ),
+    ).enqueue_trial({"depth": 3})
     create("s1", phantoms, "train.epochs=5", exist_ok=True)
     text = (workdir / "studies" / "s1.toml").read_text()
     assert "epochs = 5" in text
     assert "image_size = 32" in text  # earlier settings not given again are kept
-    study = optuna.load_study(study_name="s1", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
+    study = optuna.load_study(
+        study_name="s1",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))
+        ),
+    )
     assert len(study.trials) == 1  # the same study, not a fresh one
     assert "epochs = 5" in study.user_attrs["segsweep.config"]
 
@@ -163,4 +171,6 @@ def test_synth_into_an_existing_phantom_set(workdir):
     result = run("data", "synth", "ph", "--n", 2, "--size", 32, "--seed", 5, "--overwrite")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (workdir / "ph" / "images").iterdir()) == [
-        "case_0000.png", "case_0001.png"]
+        "case_0000.png",
+        "case_0001.png",
+    ]

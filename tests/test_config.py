@@ -68,8 +68,11 @@ def test_set_without_key_and_value_is_an_error(text):
 
 
 def test_unknown_setting_suggests_the_close_one():
-    with pytest.raises(ConfigError, match=r"Unknown setting 'data\.imge_size'\. "
-                                          r"Did you mean 'data\.image_size'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Unknown setting 'data\.imge_size'\. "
+        r"Did you mean 'data\.image_size'\?",
+    ):
         config_from_dict({"data": {"imge_size": 64}})
     with pytest.raises(ConfigError, match="Did you mean 'train.epochs'"):
         Config().replace(**{"train.epoch": 2})

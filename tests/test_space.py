@@ -11,9 +11,18 @@ from segsweep.space import fixed_params, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-BASE = {"loss": "dice_ce", "base_filters": 16, "depth": 3, "deep_supervision": False,
-        "dropout": 0.1, "batch_norm": False, "l2": 1e-5, "lr": 1e-3, "schedule": "poly",
-        "smooth": 1e-3}
+BASE = {
+    "loss": "dice_ce",
+    "base_filters": 16,
+    "depth": 3,
+    "deep_supervision": False,
+    "dropout": 0.1,
+    "batch_norm": False,
+    "l2": 1e-5,
+    "lr": 1e-3,
+    "schedule": "poly",
+    "smooth": 1e-3,
+}
 
 
 def space(**flat):
@@ -21,8 +30,7 @@ def space(**flat):
 
 
 def random_trials(space_settings, n=30):
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.RandomSampler(seed=1))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
     out = []
     for _ in range(n):
         trial = study.ask()
@@ -66,8 +74,15 @@ def test_one_element_lists_fix_a_parameter_without_asking_optuna():
     for trial, params in random_trials(fixed, n=5):
         assert (params["depth"], params["lr"], params["loss"]) == (4, 3e-4, "weighted_dice")
         assert (params["dice_w2"], params["batch_norm"], params["bn_momentum"]) == (0.7, True, 0.9)
-        for name in ("depth", "lr", "loss", "dice_w2", "batch_norm", "bn_momentum",
-                     "dice_reduction"):
+        for name in (
+            "depth",
+            "lr",
+            "loss",
+            "dice_w2",
+            "batch_norm",
+            "bn_momentum",
+            "dice_reduction",
+        ):
             assert name not in trial.params
             assert name not in trial.distributions
         assert "base_filters" in trial.params  # a parameter with choices is still searched
@@ -83,14 +98,22 @@ def test_log_scale_parameters_have_log_distributions():
     trial, _ = random_trials(space(), n=1)[0]
     for name in ("l2", "lr", "smooth"):
         assert trial.distributions[name] == FloatDistribution(
-            *getattr(Config().space, name), log=True)
+            *getattr(Config().space, name), log=True
+        )
     assert trial.distributions["dropout"] == FloatDistribution(0.0, 0.5, log=False)
     assert isinstance(trial.distributions["loss"], CategoricalDistribution)
 
 
 def test_sampled_values_lie_within_the_configured_bounds():
-    settings = space(lr=[1e-3, 5e-3], l2=[1e-5, 1e-4], dropout=[0.1, 0.3], dice_w2=[0.6, 0.9],
-                     smooth=[1e-2, 1.0], base_filters=[8, 24], schedule=["cosine", "poly"])
+    settings = space(
+        lr=[1e-3, 5e-3],
+        l2=[1e-5, 1e-4],
+        dropout=[0.1, 0.3],
+        dice_w2=[0.6, 0.9],
+        smooth=[1e-2, 1.0],
+        base_filters=[8, 24],
+        schedule=["cosine", "poly"],
+    )
     trials = random_trials(settings, n=30)
     for _, p in trials:
         assert 1e-3 <= p["lr"] <= 5e-3
@@ -105,8 +128,16 @@ def test_sampled_values_lie_within_the_configured_bounds():
 
 
 def test_fixed_params_is_the_users_seed_configuration():
-    params = fixed_params(space(), loss="weighted_dice", dice_w2=0.7, batch_norm=True,
-                          bn_momentum=0.9, lr=1e-3, depth=4, base_filters=32)
+    params = fixed_params(
+        space(),
+        loss="weighted_dice",
+        dice_w2=0.7,
+        batch_norm=True,
+        bn_momentum=0.9,
+        lr=1e-3,
+        depth=4,
+        base_filters=32,
+    )
     assert params["loss"] == "weighted_dice" and params["dice_w2"] == 0.7
     assert (params["batch_norm"], params["bn_momentum"]) == (True, 0.9)
     assert (params["lr"], params["depth"], params["base_filters"]) == (1e-3, 4, 32)
@@ -118,4 +149,3 @@ def test_fixed_params_is_the_users_seed_configuration():
 def test_fixed_params_leaves_out_what_does_not_apply():
     params = fixed_params(space(), loss="dice_ce", batch_norm=False)
     assert "dice_w2" not in params and "bn_momentum" not in params
-

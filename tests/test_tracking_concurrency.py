@@ -11,8 +11,20 @@ import pytest
 pytestmark = pytest.mark.slow
 
 EPOCHS = 60
-KEYS = ["loss", "loss_data", "loss_l2", "lr", "val_dsc", "val_dsc_global", "val_dsc_soft",
-        "val_iou", "val_precision", "val_recall", "val_pred_fg", "val_true_fg"]
+KEYS = [
+    "loss",
+    "loss_data",
+    "loss_l2",
+    "lr",
+    "val_dsc",
+    "val_dsc_global",
+    "val_dsc_soft",
+    "val_iou",
+    "val_precision",
+    "val_recall",
+    "val_pred_fg",
+    "val_true_fg",
+]
 
 
 def _log_like_a_worker(uri: str, experiment_id: str, worker: int) -> str:

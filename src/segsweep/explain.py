@@ -25,6 +25,16 @@ __all__ = ["RunRecord", "explain", "explain_run", "fetch_run", "render", "run_of
 
 KEY_PARAMS = ("loss", "dice_w2", "dropout", "l2", "batch_norm", "bn_momentum", "lr", "schedule")
 TABLE = ("loss", "loss_data", "loss_l2", "val_dsc", "val_dsc_soft", "val_pred_fg", "val_true_fg")
+LESION_TABLE = (
+    "val_lesion_recall",
+    "val_lesion_precision",
+    "val_lesion_f1",
+    "val_lesion_dsc",
+    "val_hd95",
+    "val_lesions_missed",
+    "val_lesions_fp",
+)
+_COUNTS = ("val_lesions_missed", "val_lesions_fp", "val_hd95")
 _FRACTIONS = ("val_pred_fg", "val_true_fg")
 
 
@@ -190,8 +200,16 @@ def explain(record: RunRecord, rules: Rules | None = None) -> dict[str, Any]:
         "state": record.tags.get("state", record.status),
         "reason": record.tags.get("reason", ""),
         "params": {k: record.params[k] for k in KEY_PARAMS if k in record.params},
+        "objective": record.params.get("search.objective", "val_dsc"),
         "epochs": [
-            {"epoch": e, **{k: _finite(record.history[k][i]) for k in TABLE if k in record.history}}
+            {
+                "epoch": e,
+                **{
+                    k: _finite(record.history[k][i])
+                    for k in (*TABLE, *LESION_TABLE)
+                    if k in record.history
+                },
+            }
             for i, e in enumerate(record.epochs)
         ],
         "reading": _reading(record),
@@ -217,11 +235,15 @@ def explain_run(
 def _cell(key: str, value: float | None) -> str:
     if value is None:
         return "–"
+    if key in _COUNTS:
+        return f"{value:.4g}"
     return _pct(value) if key in _FRACTIONS else f"{value:.4f}"
 
 
-def _table(rows: list[dict[str, Any]]) -> list[str]:
-    keys = [k for k in TABLE if any(k in row for row in rows)]
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...] = TABLE) -> list[str]:
+    keys = [k for k in columns if any(k in row for row in rows)]
+    if not keys:
+        return []
     widths = [max(len(k), 9) for k in keys]
     lines = ["epoch  " + "  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))]
     for row in rows:
@@ -235,7 +257,10 @@ def render(doc: dict[str, Any]) -> str:
     lines = [f"run {doc['run_id']} ({doc['run_name']}, {trial}experiment '{doc['experiment']}')"]
     lines.append(f"state: {doc['state']}" + (f" ({doc['reason']})" if doc["reason"] else ""))
     lines.append("params: " + (" ".join(f"{k}={v}" for k, v in doc["params"].items()) or "–"))
-    lines += ["", *_table(doc["epochs"]), "", f"reading: {doc['reading']}", ""]
+    lines += ["", *_table(doc["epochs"])]
+    if lesions := _table(doc["epochs"], LESION_TABLE):
+        lines += ["", "lesions (8-connected components; hd95 in pixels):", *lesions]
+    lines.append(f"\nthe study maximises {doc['objective']}; reading: {doc['reading']}\n")
     if doc["diagnoses"] is None:
         lines.append(f"diagnoses: cannot diagnose this run: {doc['not_diagnosed']}")
     elif not doc["diagnoses"]:

@@ -21,7 +21,7 @@ from segsweep.data.io import Dataset, load_dataset
 from segsweep.data.split import split_indices
 from segsweep.diagnose import Diagnosis, DiagnosisMonitor, Rules, describe, diagnosis_tags
 from segsweep.errors import ConfigError, TrialFailed
-from segsweep.overlay import overlay_grid, pick_cases
+from segsweep.overlay import overlay_grid, panel_scale, pick_cases
 from segsweep.recovery import HOST
 from segsweep.space import suggest
 from segsweep.tracking import RUN_STATUS, Tracker, package_versions
@@ -35,6 +35,7 @@ class WorkerData:
     dataset: Dataset
     split: Split
     cases: dict[str, int]  # fixed validation cases drawn in the overlays
+    val_stems: tuple[str, ...] = ()  # file stem of each validation image
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,16 @@ def load_worker_data(cfg: Config) -> WorkerData:
         group_pattern=cfg.data.group_pattern,
     )
     split = Split(ds.images[train], ds.masks[train], ds.images[val], ds.masks[val])
-    return WorkerData(dataset=ds, split=split, cases=pick_cases(split.val_y))
+    return WorkerData(
+        dataset=ds,
+        split=split,
+        cases=pick_cases(split.val_y),
+        val_stems=tuple(ds.stems[i] for i in val),
+    )
 
 
 class ReportToOptuna(keras.callbacks.Callback):
-    """Reports ``val_dsc`` each epoch and stops training when the pruner says so."""
+    """Reports the study's objective each epoch and stops training when the pruner says so."""
 
     def __init__(self, trial: optuna.Trial, monitor: str = "val_dsc") -> None:
         super().__init__()
@@ -104,8 +110,16 @@ class LogToMlflow(keras.callbacks.Callback):
             return
         idx = list(self.data.cases.values())
         split = self.data.split
+        stems = self.data.val_stems or tuple(f"#{i}" for i in range(len(split.val_x)))
         grid = overlay_grid(
-            split.val_x[idx], split.val_y[idx], prob[idx], threshold=self.cfg.train.threshold
+            split.val_x[idx],
+            split.val_y[idx],
+            prob[idx],
+            threshold=self.cfg.train.threshold,
+            names=[f"{stems[i]} ({case.replace('_', '-')})" for case, i in self.data.cases.items()],
+            scale=panel_scale(split.val_x.shape[1]),
+            match_dilation=self.cfg.metrics.match_dilation,
+            min_lesion_px=self.cfg.metrics.min_lesion_px,
         )
         name = f"{epoch:03d}" if isinstance(epoch, int) else epoch
         self.tracker.log_image(self.run_id, grid, f"overlays/epoch_{name}.png")
@@ -143,7 +157,8 @@ def _train(
     trial: optuna.Trial, params: dict, data: WorkerData, cfg: Config, seed: int, logger: LogToMlflow
 ) -> tuple[FitResult, _Watchers]:
     watch = _Watchers(
-        ReportToOptuna(trial), DiagnosisMonitor(Rules(), prune_collapsed=cfg.search.prune_collapsed)
+        ReportToOptuna(trial, cfg.search.objective),
+        DiagnosisMonitor(Rules(), prune_collapsed=cfg.search.prune_collapsed),
     )
     try:
         result = fit(
@@ -253,12 +268,30 @@ def run_trial(
     # saving the model of every pruned trial cost seconds each (benchmarks, overhead).
     if cfg.tracking.log_model and verdict[0] == "COMPLETE" and result.best_epoch:
         tracker.log_keras_model(run_id, result.net)
+    _record_best_epoch(trial, tracker, run_id, result, cfg.search.objective)
+    return _finish(study, trial, tracker, run_id, verdict, watch.monitor.found)
+
+
+def best_epoch_metrics(result: FitResult) -> dict[str, float]:
+    """Every ``val_*`` metric of the epoch whose model is kept (empty when none finished)."""
+    if not result.best_epoch:
+        return {}
+    i = result.best_epoch - 1
+    return {k: v[i] for k, v in result.history.items() if k.startswith("val_") and len(v) > i}
+
+
+def _record_best_epoch(
+    trial: optuna.Trial, tracker: Tracker, run_id: str, result: FitResult, objective: str
+) -> None:
+    """The kept epoch's metrics: on the trial for ``study status``, as ``best_*`` in MLflow."""
+    best = best_epoch_metrics(result)
+    trial.set_user_attr("metrics", {k: v for k, v in best.items() if math.isfinite(v)})
     tracker.log_metrics(
         run_id,
-        {"best_val_dsc": result.best_value, "best_epoch": result.best_epoch},
+        {f"best_{objective}": result.best_value, "best_epoch": result.best_epoch}
+        | {f"best_{k}": v for k, v in best.items() if k != objective},
         step=result.best_epoch,
     )
-    return _finish(study, trial, tracker, run_id, verdict, watch.monitor.found)
 
 
 def _finish(

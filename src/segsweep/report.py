@@ -23,11 +23,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from segsweep import __version__
 from segsweep.diagnose import CODES
+from segsweep.study import study_objective
 from segsweep.tracking import Tracker
 
 __all__ = ["Report", "counts", "report_run", "summary_markdown", "write_plots", "write_report"]
 
 TOP = 5
+OBJECTIVE_MEANING = {
+    "val_dsc": "hard lesion Dice per image, averaged over images",
+    "val_dsc_global": "hard lesion Dice of all pixels pooled",
+    "val_lesion_dsc": "BraTS 2023 lesion-wise Dice",
+    "val_lesion_f1": "lesion detection F1",
+}
 REPORT_RUN = "study-report"
 _MEANING = {
     "collapsed": "predicted no lesion pixel for several epochs while the loss fell",
@@ -157,18 +164,30 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
 
 
-def _best_rows(study: optuna.Study) -> list[list[Any]]:
+# The best epoch's validation metrics shown beside the objective (trial user attr ``metrics``).
+METRIC_COLUMNS = ("val_dsc", "val_lesion_dsc", "val_lesion_f1", "val_hd95")
+
+
+def _metric(t: FrozenTrial, key: str) -> str:
+    value = t.user_attrs.get("metrics", {}).get(key)
+    return "–" if value is None else f"{value:.4g}"
+
+
+def _best_rows(study: optuna.Study, columns: list[str]) -> list[list[Any]]:
     best = sorted(_completed(study), key=lambda t: t.value, reverse=True)[:TOP]
     return [
-        [t.number, f"{t.value:.4f}", _params(t), _codes(t), t.user_attrs.get("mlflow_run_id", "–")]
+        [t.number, f"{t.value:.4f}", *(_metric(t, k) for k in columns), _params(t), _codes(t),
+         t.user_attrs.get("mlflow_run_id", "–")]
         for t in best
-    ]
+    ]  # fmt: skip
 
 
 def _trial_sections(study: optuna.Study) -> list[str]:
-    rows = _best_rows(study)
+    objective = study_objective(study)
+    columns = [k for k in METRIC_COLUMNS if k != objective]
+    rows = _best_rows(study, columns)
     lines = [f"## Best {len(rows)} trials", ""]
-    header = ["trial", "val_dsc", "params", "diagnoses", "MLflow run"]
+    header = ["trial", objective, *columns, "params", "diagnoses", "MLflow run"]
     lines += _table(header, rows) if rows else ["No trial has completed yet."]
     for state, title in ((TrialState.PRUNED, "Pruned trials"), (TrialState.FAIL, "Failed trials")):
         trials = study.get_trials(deepcopy=False, states=(state,))
@@ -191,7 +210,8 @@ def summary_markdown(
         f"# Study `{study.study_name}`",
         "",
         f"segsweep {__version__}, {time.strftime('%Y-%m-%d %H:%M')}; objective: the best "
-        "epoch's val_dsc (hard lesion Dice per image), maximised."
+        f"epoch's {study_objective(study)} ({OBJECTIVE_MEANING[study_objective(study)]}), "
+        "maximised; the other metrics are of that same epoch."
         + (f" Logged to MLflow run `{run_id}`." if run_id else ""),
         "",
         "## Trials by state",

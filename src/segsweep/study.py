@@ -26,13 +26,16 @@ from segsweep.errors import StudyError
 __all__ = [
     "STUDIES_DIR",
     "create_study",
+    "check_objective",
     "find_study_name",
     "load_study",
+    "record_objective",
     "make_pruner",
     "make_sampler",
     "open_storage",
     "storage_url",
     "study_config",
+    "study_objective",
     "summary",
 ]
 
@@ -117,6 +120,8 @@ def create_study(cfg: Config, url: str, *, exist_ok: bool) -> optuna.Study:
             f"study '{cfg.study.name}' already exists in {url}; pass --exist-ok "
             "to keep it and update its settings"
         )
+    if exists:
+        check_objective(optuna.load_study(study_name=cfg.study.name, storage=storage), cfg)
     study = optuna.create_study(
         study_name=cfg.study.name,
         storage=storage,
@@ -158,6 +163,33 @@ def study_config(study: optuna.Study) -> Config:
     return config_from_dict(tomllib.loads(text))
 
 
+def study_objective(study: optuna.Study) -> str:
+    """The value the study maximises (studies made before ``search.objective``: val_dsc)."""
+    try:
+        return study_config(study).search.objective
+    except StudyError:
+        return "val_dsc"
+
+
+def check_objective(study: optuna.Study, cfg: Config) -> None:
+    """A study's trials were all ranked by one objective: it cannot change once there are any."""
+    stored = study_objective(study)
+    if stored != cfg.search.objective and study.get_trials(deepcopy=False):
+        raise StudyError(
+            f"study '{study.study_name}' maximises {stored} and already has trials; "
+            f"search.objective cannot become {cfg.search.objective} (keep {stored}, or create a "
+            "new study)"
+        )
+
+
+def record_objective(study: optuna.Study, cfg: Config) -> None:
+    """Check ``cfg``'s objective against the study's, and store it while the study is empty
+    (``studies/NAME.toml`` edited between ``create`` and the first ``run``)."""
+    check_objective(study, cfg)
+    if study_objective(study) != cfg.search.objective:
+        study.set_user_attr(CONFIG_ATTR, dump_toml(cfg))
+
+
 def find_study_name(studies_dir: Path = STUDIES_DIR) -> str:
     """The one study whose settings file is in ``studies/``, for commands given no NAME."""
     names = sorted(p.stem for p in studies_dir.glob("*.toml"))
@@ -181,6 +213,7 @@ def _best(study: optuna.Study) -> dict[str, Any] | None:
         "number": best.number,
         "value": best.value,
         "params": best.params,
+        "metrics": best.user_attrs.get("metrics", {}),
         "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
     }
 
@@ -193,6 +226,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     diagnoses = Counter(code for t in trials for code in t.user_attrs.get("diagnoses", []))
     return {
         "study": study.study_name,
+        "objective": study_objective(study),
         "states": states,
         "best": _best(study),
         "diagnoses": dict(sorted(diagnoses.items())),

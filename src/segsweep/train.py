@@ -18,11 +18,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from segsweep.config import Config
+from segsweep.config import Config, MetricsSettings
 from segsweep.data.pipeline import train_dataset
 from segsweep.errors import TrialFailed
 from segsweep.losses import get_loss
-from segsweep.metrics import segmentation_metrics
+from segsweep.metrics import lesion_metrics, segmentation_metrics
 from segsweep.model import build_unetpp, inference_model
 
 __all__ = [
@@ -156,10 +156,11 @@ class ValidationMetrics(keras.callbacks.Callback):
         *,
         threshold: float,
         batch_size: int,
+        lesions: MetricsSettings,
     ) -> None:
         super().__init__()
         self.net, self.val_x, self.val_y = net, val_x, val_y
-        self.threshold, self.batch_size = threshold, batch_size
+        self.threshold, self.batch_size, self.lesions = threshold, batch_size, lesions
         self.last_prob: np.ndarray | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -173,6 +174,13 @@ class ValidationMetrics(keras.callbacks.Callback):
             raise TrialFailed(f"predictions became NaN at epoch {epoch + 1}")
         self.last_prob = prob
         scores = segmentation_metrics(self.val_y, prob, threshold=self.threshold)
+        scores |= lesion_metrics(
+            self.val_y,
+            prob,
+            threshold=self.threshold,
+            match_dilation=self.lesions.match_dilation,
+            min_lesion_px=self.lesions.min_lesion_px,
+        )
         logs.update({f"val_{k}": float(v) for k, v in scores.items()})
         logs["lr"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
@@ -186,7 +194,7 @@ def predict_padded(net: keras.Model, x: np.ndarray, *, batch_size: int) -> np.nd
 
 
 class KeepBest(keras.callbacks.Callback):
-    """Holds the weights of the epoch with the highest ``val_dsc`` in memory.
+    """Holds the weights of the epoch with the highest objective (``val_dsc`` by default).
 
     An epoch that predicts no lesion pixel on a validation set that has lesions is chosen only
     when no epoch predicted any: its ``val_dsc`` is just the share of lesion-free images (each
@@ -194,19 +202,19 @@ class KeepBest(keras.callbacks.Callback):
     collapse.
     """
 
-    def __init__(self, net: keras.Model) -> None:
+    def __init__(self, net: keras.Model, objective: str = "val_dsc") -> None:
         super().__init__()
-        self.net = net
+        self.net, self.objective = net, objective
         self.best_value, self.best_epoch, self.weights = -math.inf, 0, None
         self._best_key: tuple[bool, float] = (False, -math.inf)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         predicts = logs.get("val_pred_fg", 1.0) > 0 or logs.get("val_true_fg", 0.0) == 0
-        key = (predicts, logs["val_dsc"])
+        key = (predicts, logs[self.objective])
         if key > self._best_key:
             self._best_key = key
-            self.best_value, self.best_epoch = logs["val_dsc"], epoch + 1
+            self.best_value, self.best_epoch = logs[self.objective], epoch + 1
             self.weights = self.net.get_weights()
 
 
@@ -266,10 +274,11 @@ def fit(
         split.val_y,
         threshold=cfg.train.threshold,
         batch_size=2 * cfg.train.batch_size,
+        lesions=cfg.metrics,
     )
     if on_validation is not None:
         on_validation(val)
-    best, history = KeepBest(infer), History()
+    best, history = KeepBest(infer, cfg.search.objective), History()
     model.fit(
         data,
         epochs=cfg.train.epochs,

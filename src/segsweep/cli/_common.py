@@ -17,6 +17,7 @@ __all__ = [
     "tracking_option",
     "resolve_study",
     "print_best",
+    "metrics_line",
     "synth_line",
 ]
 
@@ -99,7 +100,26 @@ def print_best(result: dict) -> None:
     params = ", ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items()
     )
+    objective = result.get("objective", "val_dsc")
     click.echo(
-        f"best: trial {best['number']} val_dsc={best['value']:.4f} "
+        f"best: trial {best['number']} {objective}={best['value']:.4f} "
         f"(MLflow run {best['mlflow_run_id']})\n  {params}"
     )
+    if shown := metrics_line(best.get("metrics", {}), skip=objective):
+        click.echo(f"  at its best epoch: {shown}")
+
+
+SHOWN_METRICS = (
+    "val_dsc",
+    "val_dsc_global",
+    "val_lesion_dsc",
+    "val_lesion_f1",
+    "val_lesion_recall",
+    "val_lesion_precision",
+    "val_hd95",
+)
+
+
+def metrics_line(metrics: dict[str, float], *, skip: str = "") -> str:
+    """The headline validation metrics of one epoch, in one line."""
+    return ", ".join(f"{k}={metrics[k]:.4g}" for k in SHOWN_METRICS if k in metrics and k != skip)

@@ -18,10 +18,12 @@ from typing import Any
 from segsweep.config._checks import Check, is_number
 from segsweep.config._sections import (
     LOSSES,
+    OBJECTIVES,
     SCHEDULES,
     SECTIONS,
     AugmentSettings,
     DataSettings,
+    MetricsSettings,
     SearchSettings,
     SpaceSettings,
     StudySettings,
@@ -32,11 +34,13 @@ from segsweep.errors import ConfigError
 
 __all__ = [
     "LOSSES",
+    "OBJECTIVES",
     "SCHEDULES",
     "AugmentSettings",
     "Check",
     "Config",
     "DataSettings",
+    "MetricsSettings",
     "SearchSettings",
     "SpaceSettings",
     "StudySettings",
@@ -61,6 +65,7 @@ class Config:
     train: TrainSettings = field(default_factory=TrainSettings)
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     space: SpaceSettings = field(default_factory=SpaceSettings)
 

@@ -17,6 +17,7 @@ from segsweep.config._checks import (
 
 LOSSES = ("weighted_dice", "dice_ce", "focal_tversky")
 SCHEDULES = ("constant", "poly", "cosine")
+OBJECTIVES = ("val_dsc", "val_lesion_dsc", "val_lesion_f1", "val_dsc_global")
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,30 @@ class SearchSettings:
     startup_trials: int = setting(
         10, "trials sampled at random before TPE models the results", int_in(0, 10000)
     )
+    objective: str = setting(
+        "val_dsc",
+        "the value Optuna maximises, reports each epoch for pruning, and that picks a trial's "
+        'best epoch: "val_dsc" (per-image Dice), "val_lesion_dsc" (BraTS lesion-wise Dice), '
+        '"val_lesion_f1" (lesion detection F1), "val_dsc_global" (pixels pooled); fixed once '
+        "a study has trials",
+        one_of(*OBJECTIVES),
+    )
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    match_dilation: int = setting(
+        0,
+        "a predicted component matches a true lesion when it touches the lesion dilated by "
+        "this many pixels (3x3 square, as BraTS)",
+        int_in(0, 20),
+    )
+    min_lesion_px: int = setting(
+        0,
+        "true lesions smaller than this many pixels (at the model's resolution) are left out "
+        "of the lesion-wise scores; false positives count at any size",
+        int_in(0, 10**6),
+    )
 
 
 @dataclass(frozen=True)
@@ -197,6 +222,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainSettings,
     "augment": AugmentSettings,
     "search": SearchSettings,
+    "metrics": MetricsSettings,
     "tracking": TrackingSettings,
     "space": SpaceSettings,
 }
