@@ -120,7 +120,7 @@ def rerun(
             name=f"trial-{number}-seed-{seed}",
             tags={"rerun_of": number},
         )
-        progress(f"trial {number} with seed {seed}: val_dsc={value:.4f}")
+        progress(f"trial {number} with seed {seed}: {cfg.search.objective}={value:.4f}")
         values.append(value)
     return RerunResult(
         number,

@@ -235,7 +235,7 @@ def study_enqueue(name: str | None, assignments: tuple[str, ...], storage: str |
 def study_rerun(
     name: str | None, number: int, seeds: int, storage: str | None, tracking_uri: str | None
 ) -> None:
-    """Retrain one trial's parameters under new seeds: is its val_dsc luck?"""
+    """Retrain one trial's parameters under new seeds: is its value luck?"""
     from segsweep.rerun import rerun
     from segsweep.study import load_study, storage_url
 
@@ -243,8 +243,9 @@ def study_rerun(
     result = rerun(
         load_study(cfg.study.name, storage_url(cfg)), cfg, number, seeds=seeds, progress=click.echo
     )
-    original = f" at val_dsc {result.original:.4f}" if result.original is not None else ""
+    objective = cfg.search.objective
+    original = f" at {objective} {result.original:.4f}" if result.original is not None else ""
     click.echo(
-        f"trial {number}: val_dsc {result.mean:.4f} ± {result.sd:.4f} (mean ± sd over "
+        f"trial {number}: {objective} {result.mean:.4f} ± {result.sd:.4f} (mean ± sd over "
         f"{len(result.values)} seeds); in the search it ended {result.state}{original}"
     )

@@ -1,0 +1,129 @@
+"""The champion: one deployable model made of a configuration's k fold models.
+
+:class:`Champion` is an MLflow ``PythonModel``. Its input is a batch of images already prepared
+as in training: float32, shape ``(N, S, S, C)`` (or ``(N, S, S)`` for one channel), intensities
+in [0, 1] by the study's ``data.intensity`` rule, ``S`` = ``data.image_size``; ``segsweep
+predict`` does that preparation and maps masks back to each image's original size. Its output is
+the lesion masks, uint8 ``(N, S, S)`` in {0, 1}: the fold models' probabilities averaged (and,
+with test-time augmentation, averaged with the prediction of the horizontally flipped image,
+flipped back), thresholded, then predicted components smaller than ``min_component_px`` removed.
+
+It loads with ``mlflow.pyfunc.load_model("models:/NAME@champion")`` wherever segsweep is
+installed, and serves with ``mlflow models serve``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+
+from segsweep.evaluate import drop_small_components
+
+__all__ = ["Champion", "ChampionSettings", "ensemble_probabilities", "log_champion"]
+
+
+@dataclass(frozen=True)
+class ChampionSettings:
+    image_size: int
+    channels: int
+    intensity: str
+    threshold: float
+    tta: bool
+    min_component_px: int
+    trial: int  # the search trial whose configuration this is
+    study: str
+
+
+def ensemble_probabilities(nets: list[Any], batch: np.ndarray, *, tta: bool) -> np.ndarray:
+    """Lesion probability ``(N, S, S)``: the mean over ``nets`` (and over a horizontal flip)."""
+    batch = np.asarray(batch, np.float32)
+    views = [batch, batch[:, :, ::-1]] if tta else [batch]
+    total = np.zeros(batch.shape[:3], np.float64)
+    for net in nets:
+        for i, view in enumerate(views):
+            prob = np.asarray(net.predict_on_batch(np.ascontiguousarray(view)))[..., 0]
+            total += prob[:, :, ::-1] if i else prob
+    return (total / (len(nets) * len(views))).astype(np.float32)
+
+
+class Champion(mlflow.pyfunc.PythonModel):
+    """Fold ensemble + optional flip TTA + small-component removal, as one pyfunc model."""
+
+    def load_context(self, context: Any) -> None:
+        import keras
+
+        arts = context.artifacts
+        self.settings = ChampionSettings(**json.loads(Path(arts["settings"]).read_text()))
+        folds = sorted(k for k in arts if k.startswith("fold_"))
+        self.nets = [keras.saving.load_model(arts[k], compile=False) for k in folds]
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch, np.float32)
+        if batch.ndim == 3:
+            batch = batch[..., None]
+        s = self.settings
+        if batch.ndim != 4 or batch.shape[1:] != (s.image_size, s.image_size, s.channels):
+            raise ValueError(
+                f"the champion takes float32 images of shape (N, {s.image_size}, {s.image_size}, "
+                f"{s.channels}) in [0, 1]. Got {batch.shape} instead."
+            )
+        return ensemble_probabilities(self.nets, batch, tta=s.tta)
+
+    def masks_from(self, prob: np.ndarray) -> np.ndarray:
+        s = self.settings
+        return np.stack(
+            [drop_small_components(p > s.threshold, s.min_component_px) for p in prob]
+        ).astype(np.uint8)
+
+    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> np.ndarray:
+        return self.masks_from(self.probabilities(np.asarray(model_input)))
+
+
+def log_champion(
+    run_id: str,
+    tracking_uri: str,
+    fold_models: list[Path],
+    settings: ChampionSettings,
+    *,
+    registered_name: str,
+    workdir: Path,
+) -> tuple[str, int]:
+    """Log the champion to ``run_id``, register it as ``registered_name`` with alias
+    ``champion``; returns (``models:/NAME@champion``, version)."""
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    from segsweep.tracking import fluent_tracking_uri
+
+    settings_file = workdir / "champion.json"
+    settings_file.write_text(json.dumps(asdict(settings), indent=2))
+    artifacts = {f"fold_{i}": str(p) for i, p in enumerate(fold_models)}
+    artifacts["settings"] = str(settings_file)
+    size, ch = settings.image_size, settings.channels
+    signature = infer_signature(
+        np.zeros((1, size, size, ch), np.float32), np.zeros((1, size, size), np.uint8)
+    )
+    with fluent_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="champion",
+            python_model=Champion(),
+            artifacts=artifacts,
+            signature=signature,
+            pip_requirements=_requirements(),
+            registered_model_name=registered_name,
+        )
+    client = MlflowClient(tracking_uri=tracking_uri)
+    version = int(info.registered_model_version)
+    client.set_registered_model_alias(registered_name, "champion", str(version))
+    return f"models:/{registered_name}@champion", version
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("segsweep", "keras", "tensorflow", "mlflow", "numpy")]

@@ -1,0 +1,165 @@
+"""Which image is train, validation or test: decided once at ``study create``, kept with the study.
+
+The test set is drawn first (``data.test_fraction`` of all images, stratified by lesion presence
+and grouped by ``data.group_pattern``), or is a separate folder (``data.test_dir``); validation
+is then ``data.val_fraction`` of all images from the rest. The assignment is saved in the Optuna
+storage, so every host reads the same one, and beside the settings as ``NAME.split.json``.
+Search workers load the train and validation images only; the test set is decoded once, by
+``study finalize``.
+
+Each file's sha256 is recorded too: a data folder that changed after ``study create`` (files
+added, removed or edited) would silently change what the study's numbers mean, so
+:func:`changed_files` names them and ``study run`` stops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segsweep.data.io import Pair, find_pairs, read_mask
+from segsweep.data.split import groups_from_stems, split_indices
+from segsweep.errors import ConfigError, DataError
+
+__all__ = ["Assignment", "assign", "changed_files", "file_digests", "fold_of"]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+    test_dir: str = ""  # "" = the test images are in data.dir
+    digests: dict[str, str] = field(default_factory=dict)  # file path -> sha256
+
+    def as_split_json(self) -> dict[str, list[str]]:
+        return {"train": list(self.train), "val": list(self.val), "test": list(self.test)}
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {**self.as_split_json(), "test_dir": self.test_dir, "digests": self.digests}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Assignment:
+        doc = json.loads(text)
+        return cls(
+            train=tuple(doc["train"]),
+            val=tuple(doc["val"]),
+            test=tuple(doc["test"]),
+            test_dir=doc.get("test_dir", ""),
+            digests=dict(doc.get("digests", {})),
+        )
+
+
+def _has_lesion(pairs: list[Pair], threshold: float) -> np.ndarray:
+    return np.array([read_mask(p.mask, threshold=threshold).any() for p in pairs])
+
+
+def file_digests(pairs: list[Pair], root: Path) -> dict[str, str]:
+    """sha256 of every image and mask, keyed by its path relative to ``root``'s parent folder."""
+    base = Path(root).resolve().parent
+    return {
+        str(path.resolve().relative_to(base)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for pair in pairs
+        for path in (pair.image, pair.mask)
+    }
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    if val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction must leave images to train on (sum < 1). "
+            f"Got {val_fraction:g} + {test_fraction:g} instead."
+        )
+
+
+def assign(
+    data_dir: Path,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    test_dir: str = "",
+    seed: int,
+    group_pattern: str = "",
+    mask_threshold: float = 0.0,
+) -> Assignment:
+    """Assign every pair of ``data_dir`` (and of ``test_dir``) to train, val or test."""
+    pairs = find_pairs(Path(data_dir))
+    stems = [p.stem for p in pairs]
+    has_lesion = _has_lesion(pairs, mask_threshold)
+    test: list[str] = []
+    digests = file_digests(pairs, Path(data_dir))
+    if test_dir:
+        test_pairs = find_pairs(Path(test_dir))
+        test = [p.stem for p in test_pairs]
+        digests |= {f"test:{k}": v for k, v in file_digests(test_pairs, Path(test_dir)).items()}
+        rest = np.arange(len(pairs))
+    elif test_fraction > 0:
+        _check_fractions(val_fraction, test_fraction)
+        rest, test_idx = split_indices(
+            stems, has_lesion, val_fraction=test_fraction, seed=seed, group_pattern=group_pattern
+        )
+        test = [stems[i] for i in test_idx]
+        val_fraction = val_fraction / (1 - test_fraction)
+    else:
+        rest = np.arange(len(pairs))
+    if len(rest) < 2:
+        raise DataError(f"after the test set, {len(rest)} image is left in {data_dir}; need 2+")
+    train_idx, val_idx = split_indices(
+        [stems[i] for i in rest],
+        has_lesion[rest],
+        val_fraction=val_fraction,
+        seed=seed,
+        group_pattern=group_pattern,
+    )
+    return Assignment(
+        train=tuple(stems[rest[i]] for i in train_idx),
+        val=tuple(stems[rest[i]] for i in val_idx),
+        test=tuple(test),
+        test_dir=str(test_dir),
+        digests=digests,
+    )
+
+
+def changed_files(assignment: Assignment, data_dir: Path) -> list[str]:
+    """Files added, removed or edited in ``data_dir`` (and the test folder) since assignment."""
+    now = file_digests(find_pairs(Path(data_dir)), Path(data_dir))
+    if assignment.test_dir:
+        test_pairs = find_pairs(Path(assignment.test_dir))
+        now |= {
+            f"test:{k}": v for k, v in file_digests(test_pairs, Path(assignment.test_dir)).items()
+        }
+    before = assignment.digests
+    return sorted(
+        [f"{k} (added)" for k in now.keys() - before.keys()]
+        + [f"{k} (removed)" for k in before.keys() - now.keys()]
+        + [f"{k} (edited)" for k in now.keys() & before.keys() if now[k] != before[k]]
+    )
+
+
+def fold_of(
+    stems: list[str], has_lesion: np.ndarray, *, folds: int, seed: int, group_pattern: str = ""
+) -> dict[str, int]:
+    """Each stem's cross-validation fold in ``0..folds-1``: stratified by lesion presence,
+    grouped by ``group_pattern`` (scikit-learn's ``StratifiedGroupKFold``)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = groups_from_stems(stems, group_pattern) if group_pattern else list(stems)
+    if len(set(groups)) < folds:
+        raise DataError(
+            f"{folds}-fold cross-validation needs at least {folds} groups; found "
+            f"{len(set(groups))} among {len(stems)} images"
+        )
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    out: dict[str, int] = {}
+    with warnings.catch_warnings():  # too few of one kind for k folds: stratify what we can
+        warnings.simplefilter("ignore", UserWarning)
+        for k, (_, held) in enumerate(cv.split(np.zeros(len(stems)), has_lesion, groups)):
+            out.update({stems[i]: k for i in held})
+    return out
