@@ -10,7 +10,7 @@ from typing import Any
 
 from segsweep.config import Config, config_to_dict, dump_toml
 from segsweep.errors import ConfigError
-from segsweep.study import load_study, record_objective, summary
+from segsweep.study import check_data_unchanged, load_study, record_objective, summary
 from segsweep.tracking import Tracker, package_versions
 from segsweep.workers import Coordinator, RunPlan, WorkerSpec
 
@@ -51,7 +51,9 @@ def run_study(
     """Run ``n_trials`` more trials across ``specs``; returns the study summary."""
     if n_trials < 1:
         raise ConfigError(f"--trials must be at least 1. Got {n_trials} instead.")
-    record_objective(load_study(cfg.study.name, storage), cfg)  # fail before any process starts
+    study = load_study(cfg.study.name, storage)  # fail before any process starts
+    record_objective(study, cfg)
+    check_data_unchanged(study, cfg)
     tracker = Tracker(cfg.tracking.uri)
     experiment_id = tracker.experiment(cfg.study.name)
     parent = tracker.start_run(

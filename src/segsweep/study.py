@@ -21,10 +21,12 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from segsweep.config import Config, config_from_dict, dump_toml
-from segsweep.errors import StudyError
+from segsweep.data.assign import Assignment
+from segsweep.errors import DataError, StudyError
 
 __all__ = [
     "STUDIES_DIR",
+    "check_data_unchanged",
     "create_study",
     "check_objective",
     "find_study_name",
@@ -33,7 +35,9 @@ __all__ = [
     "make_pruner",
     "make_sampler",
     "open_storage",
+    "split_json_path",
     "storage_url",
+    "study_assignment",
     "study_config",
     "study_objective",
     "summary",
@@ -45,6 +49,8 @@ STUDIES_DIR = Path("studies")
 HEARTBEAT_INTERVAL = 20
 GRACE_PERIOD = 90
 CONFIG_ATTR = "segsweep.config"
+ASSIGNMENT_ATTR = "segsweep.assignment"
+CHAMPION_ATTR = "segsweep.champion"
 
 
 def storage_url(cfg: Config, studies_dir: Path = STUDIES_DIR) -> str:
@@ -112,7 +118,11 @@ def make_pruner(cfg: Config) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def create_study(cfg: Config, url: str, *, exist_ok: bool) -> optuna.Study:
+def create_study(
+    cfg: Config, url: str, *, exist_ok: bool, assignment: Assignment | None = None
+) -> optuna.Study:
+    """Create (or with ``exist_ok`` update) the study; ``assignment`` is stored only on a study
+    that has none, so an existing study keeps the split its trials were scored on."""
     storage = open_storage(url, create=True)
     exists = cfg.study.name in optuna.get_all_study_names(storage)
     if exists and not exist_ok:
@@ -131,6 +141,8 @@ def create_study(cfg: Config, url: str, *, exist_ok: bool) -> optuna.Study:
         pruner=make_pruner(cfg),
     )
     study.set_user_attr(CONFIG_ATTR, dump_toml(cfg))
+    if assignment is not None and not exists:
+        study.set_user_attr(ASSIGNMENT_ATTR, assignment.to_json())
     return study
 
 
@@ -161,6 +173,35 @@ def study_config(study: optuna.Study) -> Config:
     if text is None:
         raise StudyError(f"study '{study.study_name}' was not created by segsweep (no settings)")
     return config_from_dict(tomllib.loads(text))
+
+
+def study_assignment(study: optuna.Study) -> Assignment | None:
+    """The train/val/test assignment made at ``study create``; None for studies made before
+    segsweep kept one (their workers split train/val as they always did, with no test set)."""
+    text = study.user_attrs.get(ASSIGNMENT_ATTR)
+    return Assignment.from_json(text) if text else None
+
+
+def check_data_unchanged(study: optuna.Study, cfg: Config) -> None:
+    """Stop when files were added, removed or edited in the data since ``study create``."""
+    from segsweep.data.assign import changed_files
+
+    stored = study_assignment(study)
+    if stored is None:
+        return
+    changed = changed_files(stored, Path(cfg.data.dir))
+    if changed:
+        shown = ", ".join(changed[:5]) + (
+            f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        )
+        raise DataError(
+            f"the data of study '{study.study_name}' changed since study create: {shown}; "
+            "restore the files, or create a new study for the new data"
+        )
+
+
+def split_json_path(name: str, studies_dir: Path = STUDIES_DIR) -> Path:
+    return studies_dir / f"{name}.split.json"
 
 
 def study_objective(study: optuna.Study) -> str:

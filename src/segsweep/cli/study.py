@@ -84,7 +84,8 @@ def study_create(
     cfg = config_from_dict(apply_overrides(config_to_dict(base), overrides))
     _ensure_data(cfg, default_used=cfg.data.dir == Config().data.dir)
     url = storage_url(cfg)
-    create_study(cfg, url, exist_ok=exist_ok)
+    study = create_study(cfg, url, exist_ok=exist_ok, assignment=_assign(cfg))
+    split_line = _write_split(study, cfg.study.name)
     # The MLflow experiment (and, on a fresh database, its schema) is made here, once, so that
     # several hosts starting `study run` together never race to create it.
     from segsweep.tracking import Tracker
@@ -99,7 +100,41 @@ def study_create(
         ],
     )
     click.echo(f"study '{name}': settings in {path}, Optuna storage {url}")
+    click.echo(split_line)
     click.echo(f"next: segsweep study run {name} --trials 20")
+
+
+def _assign(cfg: Any) -> Any:
+    """Every image to train, val or test, by the study's data settings."""
+    from segsweep.data.assign import assign
+
+    d = cfg.data
+    return assign(
+        Path(d.dir),
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        test_dir=d.test_dir,
+        seed=cfg.search.seed,
+        group_pattern=d.group_pattern,
+        mask_threshold=d.mask_threshold,
+    )
+
+
+def _write_split(study: Any, name: str) -> str:
+    """studies/NAME.split.json from the assignment stored in the study; what it holds."""
+    from segsweep.study import split_json_path, study_assignment
+
+    stored = study_assignment(study)
+    if stored is None:
+        return "split: this study was created before segsweep kept a test set; it has none"
+    path = split_json_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stored.as_split_json(), indent=1) + "\n")
+    where = f" from {stored.test_dir}" if stored.test_dir else ""
+    return (
+        f"split: {len(stored.train)} train, {len(stored.val)} val, {len(stored.test)} test"
+        f"{where} (in {path}; the search never sees the test images)"
+    )
 
 
 def _ensure_data(cfg: Any, *, default_used: bool) -> None:

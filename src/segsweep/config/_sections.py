@@ -38,6 +38,18 @@ class DataSettings:
     val_fraction: float = setting(
         0.2, "share of images held out for validation", float_in(0, 1, open_lo=True, open_hi=True)
     )
+    test_fraction: float = setting(
+        0.2,
+        "share of images set aside at study create as a test set the search never sees "
+        "(scored once, by study finalize); 0 = none",
+        float_in(0, 0.9),
+    )
+    test_dir: str = setting(
+        "",
+        "a separate folder with images/ and masks/ as the test set (e.g. a challenge's "
+        'official one), used instead of data.test_fraction; "" = none',
+        is_str,
+    )
     group_pattern: str = setting(
         "", 'regex on the file stem naming its patient/case group; "" = no grouping', is_str
     )
