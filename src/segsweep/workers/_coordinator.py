@@ -74,14 +74,16 @@ class Coordinator:
 
     def _recover(self) -> None:
         """Fail and re-queue trials left RUNNING by dead processes (this host's, or any host's
-        whose heartbeat stopped on an RDB storage)."""
-        from segsweep.recovery import recover_stale
+        whose heartbeat stopped on an RDB storage), and close those processes' parent runs."""
+        from segsweep.recovery import close_dead_parent_runs, recover_stale
 
         for number in recover_stale(self.study):
             self.progress(
                 f"trial {number} was left RUNNING by a process that died: "
                 "failed it and queued its parameters again"
             )
+        for run_id in close_dead_parent_runs(self.study):
+            self.progress(f"closed the MLflow parent run {run_id} of a study run that died: KILLED")
         self._next_recovery = time.monotonic() + RECOVERY_EVERY
 
     def _may_ask(self) -> bool:
