@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 import pytest
 from click.testing import CliRunner
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from procs import segsweep
 
 from segsweep import __version__
 from segsweep.cli import main
@@ -173,4 +177,47 @@ def test_synth_into_an_existing_phantom_set(workdir):
     assert sorted(p.name for p in (workdir / "ph" / "images").iterdir()) == [
         "case_0000.png",
         "case_0001.png",
+    ]
+
+
+@pytest.mark.slow
+def test_create_refuses_data_doctor_rejects_and_writes_nothing(tmp_path, make_data_dir):
+    gray = np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)
+    empty = np.zeros((32, 32), np.uint8)
+    in_between = np.resize(np.array([0, 3, 128, 250, 255], np.uint8), (32, 32))
+    data = make_data_dir(
+        {"a.png": gray, "b.png": gray, "c.png": b"not an image", "d.png": gray},
+        {
+            "a.png": in_between,
+            "b.png": np.zeros((16, 16), np.uint8),
+            "c.png": empty,
+            "d.png": empty,
+        },
+    )
+    out = segsweep(tmp_path, "study", "create", "bad", "--data", str(data), check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.splitlines()
+    faults = [line for line in lines if line.startswith("error:")]
+    assert len(faults) == 4, out.stderr
+    for name in ("masks/a.png", "images/b.png", "images/c.png", "no lesion pixel"):
+        assert sum(name in line for line in faults) == 1, (name, out.stderr)
+    assert [line for line in lines if line.startswith("Error:")] == [
+        f"Error: 4 faults in {data}, one per line above (as `segsweep doctor --data {data}` "
+        "reports them); nothing was written"
+    ]
+    assert not (tmp_path / "studies").exists() and not (tmp_path / "mlflow.db").exists()
+
+    # a storage that already holds a study: the bad one adds nothing to it
+    shared = tmp_path / "shared.journal"
+    segsweep(tmp_path, "data", "synth", "ph", "--n", "8", "--size", "32", "--seed", "1")
+    segsweep(tmp_path, "study", "create", "good", "--data", "ph", "--storage", str(shared))
+    before = shared.read_bytes()
+    args = ["study", "create", "bad", "--data", str(data), "--storage", str(shared)]
+    assert segsweep(tmp_path, *args, check=False).returncode == 2
+    assert shared.read_bytes() == before
+    storage = JournalStorage(JournalFileBackend(str(shared)))
+    assert optuna.get_all_study_names(storage) == ["good"]
+    assert sorted(p.name for p in (tmp_path / "studies").iterdir()) == [
+        "good.split.json",
+        "good.toml",
     ]

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
-from procs import child_runs, load, make_study, parent_runs, segsweep, start, wait_for_running_trial
+from procs import (
+    child_runs,
+    load,
+    make_study,
+    mlflow_client,
+    parent_runs,
+    segsweep,
+    start,
+    wait_for_running_trial,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -70,8 +79,15 @@ def test_a_killed_study_run_is_mended_by_the_next_one(tmp_path: Path) -> None:
     os.killpg(proc.pid, signal.SIGKILL)  # the coordinator and its workers, all at once
     proc.wait(timeout=60)
     assert load(tmp_path, "crash").get_trials()[victim.number].state == TrialState.RUNNING
+    [dead_parent] = parent_runs(tmp_path, "crash")
+    assert dead_parent.info.status == "RUNNING"
     out = segsweep(tmp_path, "study", "run", "--trials", "1", "--workers", "1")
     assert f"trial {victim.number} was left RUNNING" in out.stdout
+    assert f"closed the MLflow parent run {dead_parent.info.run_id}" in out.stdout
+    parents = {r.info.run_id: r for r in parent_runs(tmp_path, "crash")}
+    assert parents.pop(dead_parent.info.run_id).info.status == "KILLED"
+    assert "died" in mlflow_client(tmp_path).get_run(dead_parent.info.run_id).data.tags["reason"]
+    assert [r.info.status for r in parents.values()] == ["FINISHED"]
     trials = assert_books_balance(tmp_path, "crash")
     stale = trials[victim.number]
     assert stale.state == TrialState.FAIL and "study run died" in stale.user_attrs["reason"]

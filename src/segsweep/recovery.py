@@ -20,9 +20,20 @@ from contextlib import contextmanager
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["HOST", "fail_trial", "heartbeat", "on_stale_heartbeat", "pid_alive", "recover_stale"]
+__all__ = [
+    "HOST",
+    "close_dead_parent_runs",
+    "fail_trial",
+    "heartbeat",
+    "on_stale_heartbeat",
+    "pid_alive",
+    "recover_stale",
+    "register_parent_run",
+    "release_parent_run",
+]
 
 HOST = socket.gethostname()
+PARENT_ATTR = "segsweep.parent_run:"  # + "HOST:PID" -> the open parent run of that process
 
 
 def pid_alive(pid: int) -> bool:
@@ -76,9 +87,65 @@ def fail_trial(
 
 
 def on_stale_heartbeat(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Optuna calls this for a trial it failed because its heartbeat stopped (RDB storages)."""
+    """Optuna calls this for a trial it failed because its heartbeat stopped (RDB storages).
+
+    A coordinator fails its own dead workers' trials within a second, so a trial silent for the
+    whole grace period means its host, coordinator included, is gone: its parent run is closed.
+    """
     host = trial.user_attrs.get("host", "another host")
     _end(study, trial, f"worker stopped sending heartbeats (on {host})", "FAILED", retry=True)
+    pid = trial.user_attrs.get("coordinator_pid")
+    key = f"{PARENT_ATTR}{host}:{pid}"
+    if pid is not None and study.user_attrs.get(key):
+        reason = f"its study run on {host} stopped sending heartbeats (found by a later study run)"
+        _close_parent_run(study, key, study.user_attrs[key], reason)
+
+
+def _own_key() -> str:
+    return f"{PARENT_ATTR}{HOST}:{os.getpid()}"
+
+
+def register_parent_run(study: optuna.Study, run_id: str, tracking_uri: str) -> None:
+    """Record this process's open MLflow parent run, for whoever finds this process dead."""
+    entry = {"run_id": run_id, "tracking_uri": tracking_uri, "host": HOST, "pid": os.getpid()}
+    study.set_user_attr(_own_key(), entry)
+
+
+def release_parent_run(study: optuna.Study) -> None:
+    """This process ended its parent run itself (Optuna cannot delete a study attribute)."""
+    study.set_user_attr(_own_key(), None)
+
+
+def _close_parent_run(study: optuna.Study, key: str, entry: dict, reason: str) -> bool:
+    """End a dead process's parent run as KILLED with ``reason``; False if it had ended."""
+    from mlflow.exceptions import MlflowException
+
+    from segsweep.tracking import Tracker
+
+    tracker = Tracker(entry["tracking_uri"])
+    try:
+        closed = tracker.run_status(entry["run_id"]) == "RUNNING"
+        if closed:
+            tracker.set_tags(entry["run_id"], {"reason": reason})
+            tracker.end_run(entry["run_id"], "KILLED")
+    except MlflowException:  # the run was deleted: nothing left to close
+        closed = False
+    study.set_user_attr(key, None)
+    return closed
+
+
+def close_dead_parent_runs(study: optuna.Study) -> list[str]:
+    """Close the parent runs of this host's processes that died; returns their run ids."""
+    closed = []
+    for key, entry in study.user_attrs.items():
+        if not key.startswith(PARENT_ATTR) or not entry or entry["host"] != HOST:
+            continue
+        if pid_alive(int(entry["pid"])):
+            continue
+        reason = f"its study run (pid {entry['pid']}) died (found by a later study run)"
+        if _close_parent_run(study, key, entry, reason):
+            closed.append(entry["run_id"])
+    return closed
 
 
 def _stale_here(trial: FrozenTrial) -> bool:

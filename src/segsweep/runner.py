@@ -10,6 +10,7 @@ from typing import Any
 
 from segsweep.config import Config, config_to_dict, dump_toml
 from segsweep.errors import ConfigError
+from segsweep.recovery import register_parent_run, release_parent_run
 from segsweep.study import check_data_unchanged, load_study, record_objective, summary
 from segsweep.tracking import Tracker, package_versions
 from segsweep.workers import Coordinator, RunPlan, WorkerSpec
@@ -39,6 +40,11 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _end_parent(tracker: Tracker, study: Any, parent: str, status: str) -> None:
+    tracker.end_run(parent, status)
+    release_parent_run(study)
+
+
 def run_study(
     cfg: Config,
     *,
@@ -65,6 +71,7 @@ def run_study(
             "n_trials": n_trials,
             "workers": len(specs),
             "host": os.uname().nodename,
+            "pid": os.getpid(),
             **package_versions(),
         },
     )
@@ -72,6 +79,7 @@ def run_study(
         parent, {f"{s}.{k}": v for s, vals in config_to_dict(cfg).items() for k, v in vals.items()}
     )
     tracker.log_text(parent, dump_toml(cfg), "study.toml")
+    register_parent_run(study, parent, tracker.uri)  # if this process is killed, the next closes it
     plan = RunPlan(
         cfg=cfg,
         storage=storage,
@@ -84,12 +92,12 @@ def run_study(
     try:
         Coordinator(plan, specs, n_trials, timeout, progress).run()
     except KeyboardInterrupt:
-        tracker.end_run(parent, "KILLED")
+        _end_parent(tracker, study, parent, "KILLED")
         raise
     except BaseException:
-        tracker.end_run(parent, "FAILED")
+        _end_parent(tracker, study, parent, "FAILED")
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-    tracker.end_run(parent, "FINISHED")
+    _end_parent(tracker, study, parent, "FINISHED")
     return summary(load_study(cfg.study.name, storage))

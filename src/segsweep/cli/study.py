@@ -19,7 +19,7 @@ from segsweep.cli._common import (
     synth_line,
     tracking_option,
 )
-from segsweep.errors import SegsweepError
+from segsweep.errors import DataError, SegsweepError
 
 
 @click.group("study", cls=Group)
@@ -138,8 +138,9 @@ def _write_split(study: Any, name: str) -> str:
 
 
 def _ensure_data(cfg: Any, *, default_used: bool) -> None:
-    """Check the pairing now; with no --data, write the phantom set on first use."""
-    from segsweep.data.io import find_pairs
+    """With no --data, write the phantom set on first use; then run doctor's error checks, so
+    data that `study run` would refuse fails here, before anything is written."""
+    from segsweep.doctor import examine
 
     folder = Path(cfg.data.dir)
     if default_used and not folder.exists():
@@ -149,8 +150,18 @@ def _ensure_data(cfg: Any, *, default_used: bool) -> None:
         click.echo(
             f"no --data given: wrote the phantom lesion set to {folder} ({synth_line(info)})"
         )
-    pairs = find_pairs(folder)
-    click.echo(f"data: {len(pairs)} image/mask pairs in {folder}")
+    report = examine(cfg)
+    errors = report.of_level("error")
+    if len(errors) == 1:
+        raise DataError(f"{errors[0].message}; nothing was written")
+    if errors:
+        for finding in errors:
+            click.echo(f"error: {finding.message}", err=True)
+        raise DataError(
+            f"{len(errors)} faults in {folder}, one per line above (as `segsweep doctor --data "
+            f"{folder}` reports them); nothing was written"
+        )
+    click.echo(f"data: {report.facts['pairs']} image/mask pairs in {folder}")
 
 
 @command.command("run")

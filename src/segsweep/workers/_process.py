@@ -1,0 +1,195 @@
+"""The worker process: one spawned process per worker slot.
+
+It sets ``CUDA_VISIBLE_DEVICES`` (and oneDNN) before TensorFlow is imported, loads the data once,
+and runs the trials the coordinator sends until told to stop; it retires after ``RECYCLE_AFTER``
+trials so TensorFlow's memory cannot grow without bound. This module imports TensorFlow only
+inside the worker's functions: the coordinator imports it too and holds no GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from segsweep.config import Config
+from segsweep.errors import StudyError
+
+__all__ = [
+    "RECYCLE_AFTER",
+    "RunPlan",
+    "WorkerSpec",
+    "exit_now",
+    "onednn_flag",
+    "set_onednn",
+    "worker_main",
+]
+
+RECYCLE_AFTER = 10
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    index: int
+    gpu: str | None = None  # a CUDA device id, or None for a CPU worker
+
+    @property
+    def name(self) -> str:
+        return f"w{self.index}" + (f"-gpu{self.gpu}" if self.gpu is not None else "")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a worker needs, picklable: the settings travel as data, not as globals."""
+
+    cfg: Config
+    storage: str
+    tracking_uri: str
+    experiment_id: str
+    parent_id: str
+    recycle_after: int = RECYCLE_AFTER
+    cpu_workers: int = 1  # CPU workers of this run: more than one share the cores
+    log_dir: str = "studies/logs"
+
+
+def _redirect_output(spec: WorkerSpec, plan: RunPlan) -> None:
+    """Send the worker's stdout/stderr (TensorFlow's C++ chatter, warnings, crashes) to
+    ``log_dir/STUDY-WORKER.log``, so the terminal shows only the coordinator's progress."""
+    folder = Path(plan.log_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / f"{plan.cfg.study.name}-{spec.name}.log", "a")  # noqa: SIM115 - for life
+    for fd in (1, 2):
+        os.dup2(log.fileno(), fd)
+
+
+def _set_device(spec: WorkerSpec, plan: RunPlan) -> None:
+    # The environment writes the style allows: before TensorFlow is imported, which reads them.
+    os.environ["CUDA_VISIBLE_DEVICES"] = spec.gpu if spec.gpu is not None else "-1"
+    set_onednn(plan.cfg, gpu=spec.gpu is not None, shared_cores=plan.cpu_workers > 1)
+    # CPU workers: silence TensorFlow's C++ start-up chatter about missing CUDA drivers.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2" if spec.gpu is not None else "3"
+
+
+def onednn_flag(setting: str, *, gpu: bool, shared_cores: bool) -> str | None:
+    """``TF_ENABLE_ONEDNN_OPTS`` for ``train.onednn``; None leaves TensorFlow's own choice.
+
+    "auto" turns oneDNN on for CPU workers that share the machine's cores. Measured side by side
+    (benchmarks/RESULTS.md, 2-core AVX2 CPU): oneDNN needs ~1.2x less CPU time per training
+    image, which decides when workers compete for the cores, but keeps the cores less busy, so a
+    lone process trains ~10 % slower by the clock than with TensorFlow's own kernels.
+    """
+    if setting != "auto":
+        return {"on": "1", "off": "0"}[setting]
+    return "1" if shared_cores and not gpu else None
+
+
+def set_onednn(cfg: Config, *, gpu: bool, shared_cores: bool = False) -> None:
+    """Apply ``train.onednn`` in a process about to import TensorFlow (read once, at import)."""
+    flag = onednn_flag(cfg.train.onednn, gpu=gpu, shared_cores=shared_cores)
+    if flag is not None and "tensorflow" not in sys.modules:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = flag
+
+
+def _open_gpu(spec: WorkerSpec) -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if spec.gpu is not None and not gpus:
+        raise StudyError(
+            f"--gpus asked for GPU {spec.gpu}, but TensorFlow sees no GPU there "
+            "(check nvidia-smi and that the segsweep[gpu] extra is installed)"
+        )
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    return f"GPU {spec.gpu}" if gpus else "CPU"
+
+
+def worker_main(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
+    """Entry point of a worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    _redirect_output(spec, plan)
+    _set_device(spec, plan)
+    _serve(spec, plan, conn)
+    exit_now()  # an exception skips this and exits the usual way, its traceback in the log
+
+
+def exit_now() -> None:
+    """End a worker that finished cleanly, without the interpreter's shutdown.
+
+    Everything a trial writes is stored when its call returns (the Optuna journal or database,
+    MLflow through ``MlflowClient``), so the shutdown, which spends seconds tearing TensorFlow
+    down (benchmarks: overhead, "process exit"), buys nothing.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _serve(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
+    """Load once, then run the trials the coordinator sends until told to stop or retired."""
+    try:
+        device = _open_gpu(spec)
+        from segsweep import objective  # imports TensorFlow, after CUDA_VISIBLE_DEVICES is set
+        from segsweep.study import load_study, make_sampler
+        from segsweep.tracking import Tracker
+
+        data = objective.load_worker_data(plan.cfg)
+        study = load_study(plan.cfg.study.name, plan.storage, plan.cfg)
+        tracker = Tracker(plan.tracking_uri)
+    except Exception as err:  # noqa: BLE001 - anything here would fail every trial
+        conn.send(("fatal", str(err) or type(err).__name__))
+        return
+    conn.send(("ready",))
+    for _ in range(plan.recycle_after):
+        message = conn.recv()
+        if message[0] == "stop":
+            return
+        _, trial_id, number = message
+        study.sampler = make_sampler(plan.cfg, seed=plan.cfg.search.seed + number)
+        _run_one(study, trial_id, data, plan, tracker, spec, device, conn)
+    conn.send(("retire",))
+
+
+def _run_one(
+    study: Any,
+    trial_id: int,
+    data: Any,
+    plan: RunPlan,
+    tracker: Any,
+    spec: WorkerSpec,
+    device: str,
+    conn: Connection,
+) -> None:
+    import gc
+
+    import keras
+
+    from segsweep import objective
+    from segsweep.errors import ConfigError
+    from segsweep.recovery import heartbeat
+
+    try:
+        with heartbeat(study, trial_id):
+            outcome = objective.run_trial(
+                study,
+                trial_id,
+                data,
+                plan.cfg,
+                tracker=tracker,
+                experiment_id=plan.experiment_id,
+                parent_id=plan.parent_id,
+                worker=spec.name,
+                device=device,
+                on_start=lambda number, run_id: conn.send(("started", number, run_id)),
+            )
+        conn.send(("done", outcome.number, outcome.state, outcome.value, outcome.reason))
+    except ConfigError as err:  # a misconfiguration fails every trial: stop the study
+        conn.send(("fatal", str(err)))
+    except Exception as err:  # noqa: BLE001 - one bad trial must not stop the study
+        conn.send(("crashed", f"{type(err).__name__}: {err}"))
+    keras.backend.clear_session()
+    gc.collect()
