@@ -70,19 +70,25 @@ def count_images(
     *,
     threshold: float = 0.5,
     match_dilation: int = 0,
-    min_lesion_px: int = 0,
-    min_component_px: int = 0,
+    min_lesion_px: int | Sequence[int] = 0,
+    min_component_px: int | Sequence[int] = 0,
 ) -> ImageCounts:
     """Counts of each (truth, probability) pair of 2-D arrays; sizes may differ between images.
 
     ``min_component_px`` removes predicted components smaller than that before scoring (the
-    post-processing finalize may choose).
+    post-processing finalize may choose). Either minimum may be one number per image (sizes
+    defined at the model's resolution, scaled to each image's own).
     """
+    n = len(truths)
+    lesion_min = [min_lesion_px] * n if isinstance(min_lesion_px, int) else list(min_lesion_px)
+    comp_min = (
+        [min_component_px] * n if isinstance(min_component_px, int) else list(min_component_px)
+    )
     rows = []
-    for truth, prob in zip(truths, probs, strict=True):
+    for truth, prob, min_lesion, min_comp in zip(truths, probs, lesion_min, comp_min, strict=True):
         truth = np.asarray(truth) > 0
         prob = np.asarray(prob, dtype=np.float64)
-        pred = drop_small_components(prob > threshold, min_component_px)
+        pred = drop_small_components(prob > threshold, min_comp)
         rows.append(
             (
                 int((truth & pred).sum()),
@@ -92,9 +98,7 @@ def count_images(
                 float(prob[truth].sum()),
                 float(truth.sum() + prob.sum()),
                 hd95(truth, pred),
-                lesion_counts(
-                    truth, pred, match_dilation=match_dilation, min_lesion_px=min_lesion_px
-                ),
+                lesion_counts(truth, pred, match_dilation=match_dilation, min_lesion_px=min_lesion),
             )
         )
     columns = list(zip(*rows, strict=True)) if rows else [()] * 8

@@ -11,31 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
 import optuna
 import tensorflow as tf
 from optuna.trial import TrialState
 
+from segsweep.callbacks import LogToMlflow, ReportToOptuna
 from segsweep.config import Config, config_to_dict, dump_toml
-from segsweep.data.io import Dataset, load_dataset
-from segsweep.data.split import split_indices
 from segsweep.diagnose import Diagnosis, DiagnosisMonitor, Rules, describe, diagnosis_tags
 from segsweep.errors import ConfigError, TrialFailed
-from segsweep.overlay import overlay_grid, panel_scale, pick_cases
 from segsweep.recovery import HOST
 from segsweep.space import suggest
 from segsweep.tracking import RUN_STATUS, Tracker, package_versions
-from segsweep.train import FitResult, Split, accelerator_settings, fit
+from segsweep.train import FitResult, accelerator_settings, fit
+from segsweep.workerdata import WorkerData, load_worker_data
 
-__all__ = ["WorkerData", "load_worker_data", "run_trial", "TrialOutcome"]
-
-
-@dataclass(frozen=True)
-class WorkerData:
-    dataset: Dataset
-    split: Split
-    cases: dict[str, int]  # fixed validation cases drawn in the overlays
-    val_stems: tuple[str, ...] = ()  # file stem of each validation image
+__all__ = ["WorkerData", "load_worker_data", "run_trial", "train_once", "TrialOutcome"]
 
 
 @dataclass(frozen=True)
@@ -44,85 +34,6 @@ class TrialOutcome:
     state: str  # an Optuna TrialState name
     value: float | None
     reason: str = ""
-
-
-def load_worker_data(cfg: Config) -> WorkerData:
-    ds = load_dataset(
-        Path(cfg.data.dir),
-        image_size=cfg.data.image_size,
-        intensity=cfg.data.intensity,
-        mask_threshold=cfg.data.mask_threshold,
-        channels=cfg.data.channels,
-    )
-    has_lesion = ds.masks.reshape(len(ds.masks), -1).max(axis=1) > 0
-    train, val = split_indices(
-        ds.stems,
-        has_lesion,
-        val_fraction=cfg.data.val_fraction,
-        seed=cfg.search.seed,
-        group_pattern=cfg.data.group_pattern,
-    )
-    split = Split(ds.images[train], ds.masks[train], ds.images[val], ds.masks[val])
-    return WorkerData(
-        dataset=ds,
-        split=split,
-        cases=pick_cases(split.val_y),
-        val_stems=tuple(ds.stems[i] for i in val),
-    )
-
-
-class ReportToOptuna(keras.callbacks.Callback):
-    """Reports the study's objective each epoch and stops training when the pruner says so."""
-
-    def __init__(self, trial: optuna.Trial, monitor: str = "val_dsc") -> None:
-        super().__init__()
-        self.trial, self.monitor, self.pruned_at = trial, monitor, 0
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.monitor not in (logs or {}):
-            # A missing metric would silently disable pruning for every trial: stop the study.
-            raise ConfigError(
-                f"pruning monitors '{self.monitor}', which the epoch logs lack "
-                f"(they hold {', '.join(sorted(logs or {}))})"
-            )
-        self.trial.report(float(logs[self.monitor]), step=epoch + 1)
-        if self.trial.should_prune():
-            self.pruned_at = epoch + 1
-            self.model.stop_training = True
-
-
-class LogToMlflow(keras.callbacks.Callback):
-    """Per-epoch metrics (step = epoch) and overlay pictures of the fixed validation cases."""
-
-    def __init__(self, tracker: Tracker, run_id: str, data: WorkerData, cfg: Config) -> None:
-        super().__init__()
-        self.tracker, self.run_id, self.data, self.cfg = tracker, run_id, data, cfg
-        self.validation: Any = None  # set by run_trial: the ValidationMetrics callback
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.tracker.log_metrics(self.run_id, logs or {}, step=epoch + 1)
-        if (epoch + 1) % self.cfg.tracking.overlay_every == 0:
-            self.log_overlay(epoch + 1)
-
-    def log_overlay(self, epoch: int | str) -> None:
-        prob = self.validation.last_prob if self.validation is not None else None
-        if prob is None or not self.data.cases:
-            return
-        idx = list(self.data.cases.values())
-        split = self.data.split
-        stems = self.data.val_stems or tuple(f"#{i}" for i in range(len(split.val_x)))
-        grid = overlay_grid(
-            split.val_x[idx],
-            split.val_y[idx],
-            prob[idx],
-            threshold=self.cfg.train.threshold,
-            names=[f"{stems[i]} ({case.replace('_', '-')})" for case, i in self.data.cases.items()],
-            scale=panel_scale(split.val_x.shape[1]),
-            match_dilation=self.cfg.metrics.match_dilation,
-            min_lesion_px=self.cfg.metrics.min_lesion_px,
-        )
-        name = f"{epoch:03d}" if isinstance(epoch, int) else epoch
-        self.tracker.log_image(self.run_id, grid, f"overlays/epoch_{name}.png")
 
 
 def _run_params(cfg: Config, params: dict[str, Any], data: WorkerData, seed: int) -> dict:
@@ -160,14 +71,30 @@ def _train(
         ReportToOptuna(trial, cfg.search.objective),
         DiagnosisMonitor(Rules(), prune_collapsed=cfg.search.prune_collapsed),
     )
+    result = guarded_fit(params, data, cfg, seed, [watch.reporter, watch.monitor], logger)
+    return result, watch
+
+
+def guarded_fit(
+    params: dict,
+    data: WorkerData,
+    cfg: Config,
+    seed: int,
+    callbacks: list[Any],
+    logger: LogToMlflow,
+    *,
+    keep_best: bool = True,
+) -> FitResult:
+    """:func:`segsweep.train.fit` with out-of-memory as a failed trial, logging last."""
     try:
-        result = fit(
+        return fit(
             params,
             data.split,
             cfg,
             seed=seed,
-            callbacks=[watch.reporter, watch.monitor, logger],
+            callbacks=[*callbacks, logger],
             on_validation=lambda v: setattr(logger, "validation", v),
+            keep_best=keep_best,
         )
     except tf.errors.ResourceExhaustedError:
         raise TrialFailed(
@@ -176,7 +103,6 @@ def _train(
         ) from None
     except ValueError as err:  # the monitor's missing-metric error: every trial would hit it
         raise ConfigError(f"cannot diagnose trials: {err}") from None
-    return result, watch
 
 
 def _verdict(result: FitResult, watch: _Watchers) -> tuple[str, float | None, str]:
@@ -198,12 +124,14 @@ def _start_run(
     worker: str,
     device: str,
     seed: int,
+    name: str = "",
+    tags: dict[str, Any] | None = None,
 ) -> str:
     """The trial's MLflow child run, and where it runs and logs, recorded on the trial."""
     retry = trial.user_attrs.get("retry_of")
     run_id = tracker.start_run(
         experiment_id,
-        name=f"trial-{trial.number}",
+        name=name or f"trial-{trial.number}",
         parent_id=parent_id,
         tags={
             "trial": trial.number,
@@ -212,6 +140,7 @@ def _start_run(
             "device": device,
             "study": trial.study.study_name,
             **({"retry_of": retry} if retry is not None else {}),
+            **(tags or {}),
         },
     )
     attrs = {
@@ -241,6 +170,21 @@ def run_trial(
 ) -> TrialOutcome:
     """Run the asked trial ``trial_id`` to its end and tell Optuna; never leaves it RUNNING."""
     trial = optuna.trial.Trial(study, trial_id)
+    if "fold" in trial.user_attrs:  # a cross-validation fold queued by `study finalize`
+        from segsweep.cvtrial import run_fold_trial
+
+        return run_fold_trial(
+            study,
+            trial,
+            data,
+            cfg,
+            tracker=tracker,
+            experiment_id=experiment_id,
+            parent_id=parent_id,
+            worker=worker,
+            device=device,
+            on_start=on_start,
+        )
     seed = cfg.search.seed + trial.number
     run_id = _start_run(
         trial,

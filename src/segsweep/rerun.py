@@ -96,6 +96,7 @@ def rerun(
 
     set_onednn(cfg, gpu=False)  # reruns train in this process; its params record what ran
     from segsweep import objective
+    from segsweep.study import study_assignment
     from segsweep.tracking import Tracker
 
     if seeds < 1:
@@ -105,7 +106,7 @@ def rerun(
     base = int(frozen.user_attrs.get("seed", cfg.search.seed + number))
     tracker = Tracker(cfg.tracking.uri)
     experiment_id = tracker.experiment(cfg.study.name)
-    data = objective.load_worker_data(cfg)
+    data = objective.load_worker_data(cfg, study_assignment(study))
     values = []
     for k in range(1, seeds + 1):
         seed = base + 1000 * k

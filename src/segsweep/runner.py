@@ -15,7 +15,7 @@ from segsweep.study import check_data_unchanged, load_study, record_objective, s
 from segsweep.tracking import Tracker, package_versions
 from segsweep.workers import Coordinator, RunPlan, WorkerSpec
 
-__all__ = ["run_study", "worker_specs"]
+__all__ = ["coordinate", "run_study", "worker_specs"]
 
 
 def worker_specs(*, workers: int | None, gpus: str | None) -> list[WorkerSpec]:
@@ -38,6 +38,22 @@ def worker_specs(*, workers: int | None, gpus: str | None) -> list[WorkerSpec]:
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+def coordinate(
+    plan: RunPlan,
+    specs: list[WorkerSpec],
+    n_trials: int,
+    *,
+    timeout: float | None = None,
+    progress: Callable[[str], None] = print,
+) -> None:
+    """Run ``n_trials`` trials of ``plan.target`` on ``specs``; SIGTERM acts as Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        Coordinator(plan, specs, n_trials, timeout, progress).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _end_parent(tracker: Tracker, study: Any, parent: str, status: str) -> None:
@@ -88,16 +104,13 @@ def run_study(
         parent_id=parent,
         cpu_workers=sum(spec.gpu is None for spec in specs),
     )
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        Coordinator(plan, specs, n_trials, timeout, progress).run()
+        coordinate(plan, specs, n_trials, timeout=timeout, progress=progress)
     except KeyboardInterrupt:
         _end_parent(tracker, study, parent, "KILLED")
         raise
     except BaseException:
         _end_parent(tracker, study, parent, "FAILED")
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     _end_parent(tracker, study, parent, "FINISHED")
     return summary(load_study(cfg.study.name, storage))

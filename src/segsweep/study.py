@@ -51,6 +51,7 @@ GRACE_PERIOD = 90
 CONFIG_ATTR = "segsweep.config"
 ASSIGNMENT_ATTR = "segsweep.assignment"
 CHAMPION_ATTR = "segsweep.champion"
+FOLDS_ATTR = "segsweep.folds"  # on a finalize companion study: {"k": {stem: fold}} per k
 
 
 def storage_url(cfg: Config, studies_dir: Path = STUDIES_DIR) -> str:

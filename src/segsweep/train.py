@@ -236,8 +236,13 @@ def fit(
     seed: int,
     callbacks: list[keras.callbacks.Callback] = (),
     on_validation: Callable[[ValidationMetrics], None] | None = None,
+    keep_best: bool = True,
 ) -> FitResult:
     """Train one configuration; ``callbacks`` run after the validation metrics are in the logs.
+
+    With ``keep_best`` the returned model holds the weights of the epoch with the best objective
+    (the search's choice); without, the last epoch's (cross-validation folds: choosing an epoch
+    on the held-out fold would make its out-of-fold score optimistic).
 
     ``on_validation`` receives the validation callback, whose ``last_prob`` holds the latest
     predictions of the whole validation set (for overlays drawn without predicting again).
@@ -286,12 +291,17 @@ def fit(
         shuffle=False,  # shuffled by tf.data
         callbacks=[val, best, history, *callbacks],
     )
-    if best.weights is not None:
+    epochs = len(history.values.get("loss", []))
+    if keep_best and best.weights is not None:
         infer.set_weights(best.weights)
+        best_epoch, best_value = best.best_epoch, best.best_value
+    else:
+        last = history.values.get(cfg.search.objective, [math.nan])[-1]
+        best_epoch, best_value = epochs, last
     return FitResult(
         history=history.values,
-        best_epoch=best.best_epoch,
-        best_value=best.best_value,
+        best_epoch=best_epoch,
+        best_value=best_value,
         net=infer,
-        stopped_early=len(history.values.get("loss", [])) < cfg.train.epochs,
+        stopped_early=epochs < cfg.train.epochs,
     )

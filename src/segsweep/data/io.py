@@ -13,6 +13,7 @@ threshold is set.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -423,16 +424,26 @@ def load_dataset(
     intensity: str = "dtype",
     mask_threshold: float = 0.0,
     channels: int = 0,
+    only: Collection[str] | None = None,
 ) -> Dataset:
     """Read, check and resize every pair in ``data_dir``; refuse data without a lesion pixel.
 
-    ``channels`` 0 picks 3 when any image has colour (channels that differ), else 1.
+    ``channels`` 0 picks 3 when any image has colour (channels that differ), else 1. ``only``
+    names the stems to load (a study's train and validation images); the others are never read.
     """
     _check_image_size(image_size)
     _check_choice("intensity", intensity, INTENSITIES)
     _check_threshold(mask_threshold)
     _check_choice("channels", channels, (0, 1, 3))
     pairs = find_pairs(Path(data_dir))
+    if only is not None:
+        missing = set(only) - {p.stem for p in pairs}
+        if missing:
+            raise DataError(
+                f"{data_dir} lacks {len(missing)} image(s) the study was created with, e.g. "
+                f"{sorted(missing)[0]!r}"
+            )
+        pairs = [p for p in pairs if p.stem in only]
     images, masks, sizes, fractions = zip(
         *(_load_pair(p, image_size, intensity, mask_threshold) for p in pairs), strict=True
     )

@@ -54,7 +54,7 @@ class Coordinator:
     def run(self) -> None:
         from segsweep.study import load_study
 
-        self.study = load_study(self.plan.cfg.study.name, self.plan.storage, self.plan.cfg)
+        self.study = load_study(self.plan.target, self.plan.storage, self.plan.cfg)
         self._deadline = time.monotonic() + self.timeout if self.timeout else None
         self._recover()
         for spec in self.specs:
@@ -164,14 +164,15 @@ class Coordinator:
         if value is not None and (self.best is None or value > self.best[0]):
             self.best = (value, number)
         best = f"{self.best[0]:.4f} (trial {self.best[1]})" if self.best else "-"
-        shown = f"val_dsc={value:.4f}" if value is not None else reason.split(":", 1)[0]
+        objective = self.plan.cfg.search.objective
+        shown = f"{objective}={value:.4f}" if value is not None else reason.split(":", 1)[0]
         running = (
             ", ".join(f"{w.spec.name}:#{w.trial[1]}" for w in self.workers.values() if w.trial)
             or "none"
         )
         self.progress(
             f"[{self.finished}/{self.n_trials} finished, {self.asked} asked] "
-            f"trial {number} {state} {shown} | best val_dsc {best} | running: {running}"
+            f"trial {number} {state} {shown} | best {objective} {best} | running: {running}"
         )
 
     def _ensure_run(self, worker: _Worker) -> None:

@@ -54,6 +54,11 @@ class RunPlan:
     recycle_after: int = RECYCLE_AFTER
     cpu_workers: int = 1  # CPU workers of this run: more than one share the cores
     log_dir: str = "studies/logs"
+    study_name: str = ""  # the Optuna study whose trials run: "" = cfg's; else a companion
+
+    @property
+    def target(self) -> str:
+        return self.study_name or self.cfg.study.name
 
 
 def _redirect_output(spec: WorkerSpec, plan: RunPlan) -> None:
@@ -134,11 +139,16 @@ def _serve(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
     try:
         device = _open_gpu(spec)
         from segsweep import objective  # imports TensorFlow, after CUDA_VISIBLE_DEVICES is set
-        from segsweep.study import load_study, make_sampler
+        from segsweep.study import load_study, make_sampler, study_assignment
         from segsweep.tracking import Tracker
 
-        data = objective.load_worker_data(plan.cfg)
-        study = load_study(plan.cfg.study.name, plan.storage, plan.cfg)
+        main = load_study(plan.cfg.study.name, plan.storage, plan.cfg)
+        data = objective.load_worker_data(plan.cfg, study_assignment(main))
+        study = (
+            main
+            if plan.target == main.study_name
+            else load_study(plan.target, plan.storage, plan.cfg)
+        )
         tracker = Tracker(plan.tracking_uri)
     except Exception as err:  # noqa: BLE001 - anything here would fail every trial
         conn.send(("fatal", str(err) or type(err).__name__))

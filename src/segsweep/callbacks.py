@@ -1,0 +1,70 @@
+"""The Keras callbacks a trial adds to training: reporting to Optuna and logging to MLflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import optuna
+
+from segsweep.config import Config
+from segsweep.errors import ConfigError
+from segsweep.overlay import overlay_grid, panel_scale
+from segsweep.tracking import Tracker
+from segsweep.workerdata import WorkerData
+
+__all__ = ["LogToMlflow", "ReportToOptuna"]
+
+
+class ReportToOptuna(keras.callbacks.Callback):
+    """Reports the study's objective each epoch and stops training when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str = "val_dsc") -> None:
+        super().__init__()
+        self.trial, self.monitor, self.pruned_at = trial, monitor, 0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.monitor not in (logs or {}):
+            # A missing metric would silently disable pruning for every trial: stop the study.
+            raise ConfigError(
+                f"pruning monitors '{self.monitor}', which the epoch logs lack "
+                f"(they hold {', '.join(sorted(logs or {}))})"
+            )
+        self.trial.report(float(logs[self.monitor]), step=epoch + 1)
+        if self.trial.should_prune():
+            self.pruned_at = epoch + 1
+            self.model.stop_training = True
+
+
+class LogToMlflow(keras.callbacks.Callback):
+    """Per-epoch metrics (step = epoch) and overlay pictures of the fixed validation cases."""
+
+    def __init__(self, tracker: Tracker, run_id: str, data: WorkerData, cfg: Config) -> None:
+        super().__init__()
+        self.tracker, self.run_id, self.data, self.cfg = tracker, run_id, data, cfg
+        self.validation: Any = None  # set by run_trial: the ValidationMetrics callback
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.tracker.log_metrics(self.run_id, logs or {}, step=epoch + 1)
+        if (epoch + 1) % self.cfg.tracking.overlay_every == 0:
+            self.log_overlay(epoch + 1)
+
+    def log_overlay(self, epoch: int | str) -> None:
+        prob = self.validation.last_prob if self.validation is not None else None
+        if prob is None or not self.data.cases:
+            return
+        idx = list(self.data.cases.values())
+        split = self.data.split
+        stems = self.data.val_stems or tuple(f"#{i}" for i in range(len(split.val_x)))
+        grid = overlay_grid(
+            split.val_x[idx],
+            split.val_y[idx],
+            prob[idx],
+            threshold=self.cfg.train.threshold,
+            names=[f"{stems[i]} ({case.replace('_', '-')})" for case, i in self.data.cases.items()],
+            scale=panel_scale(split.val_x.shape[1]),
+            match_dilation=self.cfg.metrics.match_dilation,
+            min_lesion_px=self.cfg.metrics.min_lesion_px,
+        )
+        name = f"{epoch:03d}" if isinstance(epoch, int) else epoch
+        self.tracker.log_image(self.run_id, grid, f"overlays/epoch_{name}.png")

@@ -1,0 +1,83 @@
+"""The arrays a worker loads once and every trial it runs reuses.
+
+A study with a stored assignment (:mod:`segsweep.data.assign`) loads its train and validation
+images only: the test images are never decoded by a search worker. Older studies split the whole
+folder into train and validation as they always did. For cross-validation (``study finalize``),
+:func:`fold_data` cuts the same train+validation pool into one fold's training and held-out
+images, without loading anything again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from segsweep.config import Config
+from segsweep.data.assign import Assignment
+from segsweep.data.io import Dataset, load_dataset
+from segsweep.data.split import split_indices
+from segsweep.overlay import pick_cases
+from segsweep.train import Split
+
+__all__ = ["WorkerData", "fold_data", "load_worker_data"]
+
+
+@dataclass(frozen=True)
+class WorkerData:
+    dataset: Dataset
+    split: Split
+    cases: dict[str, int]  # fixed validation cases drawn in the overlays
+    val_stems: tuple[str, ...] = ()  # file stem of each validation image
+    train_stems: tuple[str, ...] = ()
+
+
+def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> WorkerData:
+    """The study's train and validation arrays (by ``assignment`` when the study has one)."""
+    wanted = None if assignment is None else {*assignment.train, *assignment.val}
+    ds = load_dataset(
+        Path(cfg.data.dir),
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        mask_threshold=cfg.data.mask_threshold,
+        channels=cfg.data.channels,
+        only=wanted,
+    )
+    if assignment is None:
+        has_lesion = ds.masks.reshape(len(ds.masks), -1).max(axis=1) > 0
+        train, val = split_indices(
+            ds.stems,
+            has_lesion,
+            val_fraction=cfg.data.val_fraction,
+            seed=cfg.search.seed,
+            group_pattern=cfg.data.group_pattern,
+        )
+    else:
+        index = {stem: i for i, stem in enumerate(ds.stems)}
+        train = np.array([index[s] for s in assignment.train], dtype=int)
+        val = np.array([index[s] for s in assignment.val], dtype=int)
+    split = Split(ds.images[train], ds.masks[train], ds.images[val], ds.masks[val])
+    return WorkerData(
+        dataset=ds,
+        split=split,
+        cases=pick_cases(split.val_y),
+        val_stems=tuple(ds.stems[i] for i in val),
+        train_stems=tuple(ds.stems[i] for i in train),
+    )
+
+
+def fold_data(data: WorkerData, fold_of: dict[str, int], fold: int) -> WorkerData:
+    """Fold ``fold`` of the train+validation pool held out, the other folds to train on."""
+    x = np.concatenate([data.split.train_x, data.split.val_x])
+    y = np.concatenate([data.split.train_y, data.split.val_y])
+    stems = (*data.train_stems, *data.val_stems)
+    held = np.array([fold_of[s] == fold for s in stems])
+    split = Split(x[~held], y[~held], x[held], y[held])
+    return WorkerData(
+        dataset=data.dataset,
+        split=split,
+        cases=pick_cases(split.val_y),
+        val_stems=tuple(s for s, h in zip(stems, held, strict=True) if h),
+        train_stems=tuple(s for s, h in zip(stems, held, strict=True) if not h),
+    )
