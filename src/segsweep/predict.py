@@ -40,10 +40,14 @@ class LoadedModel:
 def _from_file(path: Path, intensity: str) -> LoadedModel:
     import keras
 
+    from segsweep.model import float32_model
+
     try:
         net = keras.saving.load_model(path, compile=False)
     except Exception as err:  # Keras raises ValueError, OSError, zipfile errors...
         raise DataError(f"{path} is not a loadable .keras model: {err}") from None
+    if any(layer.dtype_policy.compute_dtype != "float32" for layer in net.layers):
+        net = float32_model(net)  # saved by an older segsweep under mixed precision
     return LoadedModel(net, intensity, str(path))
 
 
