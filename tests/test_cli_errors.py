@@ -80,6 +80,12 @@ def test_create_with_a_bad_value_names_it(workdir, phantoms):
     assert not (workdir / "studies").exists()
 
 
+def test_create_with_an_unknown_resize_names_the_choices(workdir, phantoms):
+    result = run("study", "create", "s1", "--data", phantoms, "--set", 'data.resize="crop"')
+    assert_user_error(result, "'data.resize'", "'crop'", "'stretch', 'pad'")
+    assert not (workdir / "studies").exists()
+
+
 def test_create_with_a_malformed_set(workdir, phantoms):
     result = run("study", "create", "s1", "--data", phantoms, "--set", "data.image_size")
     assert_user_error(result, "KEY=VALUE")
@@ -97,14 +103,22 @@ def test_creating_a_study_twice_keeps_the_first(workdir, phantoms):
 def test_exist_ok_keeps_the_study_and_applies_new_settings(workdir, phantoms):
     create("s1", phantoms, "train.epochs=3", "data.image_size=32")
     journal = workdir / "studies" / "s1.journal"
-    optuna.load_study(study_name="s1", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal)))).enqueue_trial({"depth": 3})
+    optuna.load_study(
+        study_name="s1",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))
+        ),
+    ).enqueue_trial({"depth": 3})
     create("s1", phantoms, "train.epochs=5", exist_ok=True)
     text = (workdir / "studies" / "s1.toml").read_text()
     assert "epochs = 5" in text
     assert "image_size = 32" in text  # earlier settings not given again are kept
-    study = optuna.load_study(study_name="s1", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
+    study = optuna.load_study(
+        study_name="s1",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))
+        ),
+    )
     assert len(study.trials) == 1  # the same study, not a fresh one
     assert "epochs = 5" in study.user_attrs["segsweep.config"]
 
@@ -163,4 +177,6 @@ def test_synth_into_an_existing_phantom_set(workdir):
     result = run("data", "synth", "ph", "--n", 2, "--size", 32, "--seed", 5, "--overwrite")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (workdir / "ph" / "images").iterdir()) == [
-        "case_0000.png", "case_0001.png"]
+        "case_0000.png",
+        "case_0001.png",
+    ]

@@ -52,6 +52,7 @@ def load_worker_data(cfg: Config) -> WorkerData:
         intensity=cfg.data.intensity,
         mask_threshold=cfg.data.mask_threshold,
         channels=cfg.data.channels,
+        resize=cfg.data.resize,
     )
     has_lesion = ds.masks.reshape(len(ds.masks), -1).max(axis=1) > 0
     train, val = split_indices(

@@ -24,10 +24,13 @@ import numpy as np
 from segsweep.data.io._pairs import Pair, check_pair, describe_pair, find_pairs, manifest_hash
 from segsweep.data.io._prepare import (
     INTENSITIES,
+    RESIZES,
     check_choice,
     check_image_size,
+    content_box,
     prepare_image,
     prepare_mask,
+    resize_plane,
     to_channels,
 )
 from segsweep.data.io._read import (
@@ -46,9 +49,11 @@ from segsweep.errors import DataError
 __all__ = [
     "IMAGE_SUFFIXES",
     "MASK_SUFFIXES",
+    "RESIZES",
     "Dataset",
     "Pair",
     "check_pair",
+    "content_box",
     "describe_pair",
     "find_pairs",
     "load_dataset",
@@ -59,6 +64,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "read_mask_plane",
+    "resize_plane",
 ]
 
 
@@ -66,8 +72,9 @@ __all__ = [
 class Dataset:
     """Images and masks resized to one square size, ready to feed a model.
 
-    ``lesion_fraction`` is measured on each mask at its original resolution. ``manifest_hash``
-    identifies the files (see :func:`manifest_hash`), not the loading settings.
+    ``resize`` says how: "stretch" or "pad" (see :func:`content_box`). ``lesion_fraction`` is
+    measured on each mask at its original resolution. ``manifest_hash`` identifies the files
+    (see :func:`manifest_hash`), not the loading settings.
     """
 
     stems: tuple[str, ...]
@@ -78,16 +85,22 @@ class Dataset:
     manifest_hash: str
     intensity: str
     channels: int
+    resize: str = "stretch"
 
 
-def _load_pair(pair: Pair, image_size: int, intensity: str, threshold: float) -> tuple:
+def _load_pair(pair: Pair, image_size: int, intensity: str, threshold: float, resize: str) -> tuple:
     raw, mask = read_image(pair.image), read_mask(pair.mask, threshold=threshold)
     check_pair(pair, raw, mask)
-    natural = 3 if is_colour(raw) else 1
     image = prepare_image(
-        raw, image_size=image_size, intensity=intensity, channels=natural, name=label(pair.image)
+        raw,
+        image_size=image_size,
+        intensity=intensity,
+        channels=3 if is_colour(raw) else 1,
+        name=label(pair.image),
+        resize=resize,
     )
-    return image, prepare_mask(mask, image_size=image_size), mask.shape, float(mask.mean())
+    prepared = prepare_mask(mask, image_size=image_size, resize=resize)
+    return image, prepared, mask.shape, float(mask.mean())
 
 
 def load_dataset(
@@ -97,18 +110,22 @@ def load_dataset(
     intensity: str = "dtype",
     mask_threshold: float = 0.0,
     channels: int = 0,
+    resize: str = "stretch",
 ) -> Dataset:
     """Read, check and resize every pair in ``data_dir``; refuse data without a lesion pixel.
 
     ``channels`` 0 picks 3 when any image has colour (channels that differ), else 1.
+    ``resize``: "stretch" or "pad" (keep the aspect ratio; see :func:`content_box`).
     """
     check_image_size(image_size)
     check_choice("intensity", intensity, INTENSITIES)
     check_threshold(mask_threshold)
     check_choice("channels", channels, (0, 1, 3))
+    check_choice("resize", resize, RESIZES)
     pairs = find_pairs(Path(data_dir))
     images, masks, sizes, fractions = zip(
-        *(_load_pair(p, image_size, intensity, mask_threshold) for p in pairs), strict=True
+        *(_load_pair(p, image_size, intensity, mask_threshold, resize) for p in pairs),
+        strict=True,
     )
     if not any(fractions):
         raise DataError(
@@ -124,4 +141,5 @@ def load_dataset(
         manifest_hash=manifest_hash(pairs),
         intensity=intensity,
         channels=channels,
+        resize=resize,
     )
