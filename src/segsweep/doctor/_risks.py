@@ -91,8 +91,8 @@ def _non_square(cfg: Config, samples: Sequence[Sample]) -> list[Finding]:
     return _warn(
         "not_square",
         f"{len(odd)} images are not square (e.g. {worst.image}, {worst.height}x{worst.width}): "
-        f"data.resize = \"stretch\" resizes them to {size}x{size}, stretching them up to "
-        f"{stretch:.2g} times one way, lesions included; set data.resize = \"pad\" to keep "
+        f'data.resize = "stretch" resizes them to {size}x{size}, stretching them up to '
+        f'{stretch:.2g} times one way, lesions included; set data.resize = "pad" to keep '
         "their aspect ratio (the short side is padded, and predict crops the padding off)",
         [s.image for s in odd],
     )
