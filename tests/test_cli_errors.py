@@ -84,6 +84,12 @@ def test_create_with_a_bad_value_names_it(workdir, phantoms):
     assert not (workdir / "studies").exists()
 
 
+def test_create_with_an_unknown_resize_names_the_choices(workdir, phantoms):
+    result = run("study", "create", "s1", "--data", phantoms, "--set", 'data.resize="crop"')
+    assert_user_error(result, "'data.resize'", "'crop'", "'stretch', 'pad'")
+    assert not (workdir / "studies").exists()
+
+
 def test_create_with_a_malformed_set(workdir, phantoms):
     result = run("study", "create", "s1", "--data", phantoms, "--set", "data.image_size")
     assert_user_error(result, "KEY=VALUE")

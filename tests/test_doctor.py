@@ -249,6 +249,26 @@ def test_risky_data_warns(make_data_dir, images, settings, code):
     assert code in codes(report, "warning") and not report.of_level("error")
 
 
+def test_non_square_warning_names_data_resize_and_goes_with_pad(make_data_dir):
+    tall = np.zeros((12, 6), np.uint8)
+    square = {"ok.png": GRAY8[:5]}, {"ok.png": LESION[:5]}  # GRAY8 itself is 6x5
+    root = make_data_dir({**square[0], "t.png": tall}, {**square[1], "t.png": tall})
+    (finding,) = [f for f in check(root).findings if f.code == "not_square"]
+    assert 'data.resize = "stretch"' in finding.message
+    assert 'set data.resize = "pad"' in finding.message and finding.files == ("images/t.png",)
+    assert "not_square" not in codes(check(root, **{"data.resize": "pad"}), "warning")
+
+
+def test_small_lesion_size_under_pad_follows_the_long_side(make_data_dir):
+    mask = np.zeros((64, 16), np.uint8)
+    mask[10:14, 5:9] = 255  # 16 px; at image_size 32 with pad: scale (32/64)**2 -> 4 px
+    root = make_data_dir({"a.png": np.zeros((64, 16), np.uint8)}, {"a.png": mask})
+    assert "small_lesions" not in codes(check(root, **{"data.resize": "pad"}), "warning")
+    report = check(root, **{"data.resize": "pad", "data.image_size": 16})
+    (finding,) = [f for f in report.findings if f.code == "small_lesions"]
+    assert finding.message.endswith("set data.image_size to at least 32")
+
+
 def test_dim_images_warning_goes_with_minmax(make_data_dir):
     root = make_data_dir({"a.tif": GRAY8.astype(np.uint16) * 16}, {"a.png": LESION})
     assert "dim_images" in codes(check(root), "warning")

@@ -74,9 +74,7 @@ def test_per_image_values_and_bootstrap_interval_contain_the_value():
 
 
 def _candidate(trial, flops, truth, prob, fold) -> Candidate:
-    score = cv_score(
-        truth, prob, fold, "val_dsc", threshold=0.5, match_dilation=0, min_lesion_px=0
-    )
+    score = cv_score(truth, prob, fold, "val_dsc", threshold=0.5, match_dilation=0, min_lesion_px=0)
     return Candidate(trial=trial, params={}, search_value=0.0, flops=flops, score=score)
 
 

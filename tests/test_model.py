@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segsweep.errors import ConfigError
-from segsweep.model import build_unetpp, count_flops, inference_model
+from segsweep.model import build_unetpp, count_flops, float32_model, inference_model
 
 TINY = {
     "depth": 2,
@@ -124,6 +124,25 @@ def test_inference_model_saves_and_reloads_with_plain_keras(tmp_path):
     assert all(module.startswith("keras") for module in saved_modules(path))
     reloaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(reloaded.predict(x, verbose=0), expected)
+
+
+def test_float32_model_of_a_mixed_precision_model_keeps_its_weights(tmp_path):
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        mixed = inference_model(tiny(batch_norm=True, l2=1e-4, deep_supervision=True))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert "float16" in {layer.dtype_policy.compute_dtype for layer in mixed.layers}
+    served = float32_model(mixed)
+    assert {layer.dtype_policy.name for layer in served.layers} == {"float32"}
+    for a, b in zip(served.get_weights(), mixed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(1).random((2, 32, 32, 1)).astype("float32")
+    low, full = mixed.predict(x, verbose=0), served.predict(x, verbose=0)
+    assert full.dtype == np.float32 and np.abs(full - low).max() < 1e-2
+    served.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert {layer.dtype_policy.name for layer in reloaded.layers} == {"float32"}
 
 
 @pytest.mark.parametrize(

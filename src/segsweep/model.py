@@ -15,7 +15,7 @@ from keras import layers
 
 from segsweep.errors import ConfigError
 
-__all__ = ["build_unetpp", "inference_model", "count_flops", "MAX_DEPTH"]
+__all__ = ["build_unetpp", "inference_model", "float32_model", "count_flops", "MAX_DEPTH"]
 
 MAX_DEPTH = 6
 
@@ -190,6 +190,28 @@ def inference_model(model: keras.Model) -> keras.Model:
         )
     deepest = max(heads, key=lambda layer: int(layer.name.rsplit("_", 1)[1]))
     return keras.Model(model.inputs, deepest.output, name=f"{model.name}_inference")
+
+
+def float32_model(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` that computes in float32, holding the same weights.
+
+    A model trained under the ``mixed_float16`` policy keeps that policy in every layer when
+    saved, so a CPU without fast float16 would run it slowly in float16. Mixed precision keeps
+    its variables in float32, so the copy's weights are the trained ones exactly; only the
+    activations are no longer rounded to float16.
+    """
+
+    def as_float32(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")  # for the input layer, which clone_model remakes
+    try:
+        copy = keras.models.clone_model(model, clone_function=as_float32)
+    finally:
+        keras.config.set_dtype_policy(before)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _conv_flops(*, kernel: int, c_in: int, c_out: int, size: int) -> int:

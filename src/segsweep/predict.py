@@ -1,9 +1,10 @@
 """Apply a trained model to a folder of images: one PNG mask {0, 255} per image, original size.
 
 The model comes from a ``.keras`` file, an MLflow run id, or ``study:NAME`` (the best trial's
-model). Images are prepared exactly as in training (intensity rule, channels, bilinear resize);
-the lesion probability is resized back bilinearly and thresholded, which gives smoother edges
-than resizing a thresholded mask.
+model). Images are prepared exactly as in training (intensity rule, channels, bilinear resize,
+stretched or padded as ``data.resize`` says); the lesion probability is cropped to where the
+image lies (:func:`~segsweep.data.io.content_box`), resized back bilinearly and thresholded,
+which gives smoother edges than resizing a thresholded mask.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from segsweep.data.io import IMAGE_SUFFIXES, prepare_image, read_image
+from segsweep.data.io import IMAGE_SUFFIXES, content_box, prepare_image, read_image, resize_plane
 from segsweep.errors import DataError, StudyError
 
-__all__ = ["LoadedModel", "load_model", "predict_folder", "list_images"]
+__all__ = ["LoadedModel", "load_model", "predict_folder", "list_images", "to_original"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class LoadedModel:
     net: Any  # a keras.Model; Keras is imported only once a model file is known to exist
     intensity: str  # how training scaled intensities, so inference scales the same way
     source: str
+    resize: str = "stretch"  # how training made images square: "stretch" or "pad"
 
     @property
     def image_size(self) -> int:
@@ -40,14 +42,20 @@ class LoadedModel:
 def _from_file(path: Path, intensity: str) -> LoadedModel:
     import keras
 
+    from segsweep.model import float32_model
+
     try:
         net = keras.saving.load_model(path, compile=False)
     except Exception as err:  # Keras raises ValueError, OSError, zipfile errors...
         raise DataError(f"{path} is not a loadable .keras model: {err}") from None
+    if any(layer.dtype_policy.compute_dtype != "float32" for layer in net.layers):
+        net = float32_model(net)  # saved by an older segsweep under mixed precision
     return LoadedModel(net, intensity, str(path))
 
 
-def _from_run(run_id: str, tracking_uri: str, intensity: str | None) -> LoadedModel:
+def _from_run(
+    run_id: str, tracking_uri: str, intensity: str | None, resize: str | None
+) -> LoadedModel:
     from segsweep.tracking import Tracker
 
     tracker = Tracker(tracking_uri)
@@ -63,7 +71,9 @@ def _from_run(run_id: str, tracking_uri: str, intensity: str | None) -> LoadedMo
     if not files:
         raise StudyError(f"the model of run {run_id} holds no .keras file")
     loaded = _from_file(files[0], intensity or params.get("data.intensity", "dtype"))
-    return LoadedModel(loaded.net, loaded.intensity, f"run {run_id}")
+    # runs logged before data.resize existed were all stretched
+    resize = resize or params.get("data.resize", "stretch")
+    return LoadedModel(loaded.net, loaded.intensity, f"run {run_id}", resize)
 
 
 def load_model(
@@ -71,19 +81,25 @@ def load_model(
     *,
     tracking_uri: str = "",
     intensity: str | None = None,
+    resize: str | None = None,
     best_run: Callable[[str], str] | None = None,
 ) -> LoadedModel:
-    """``ref``: a ``.keras`` path, an MLflow run id, or ``study:NAME`` resolved by ``best_run``."""
+    """``ref``: a ``.keras`` path, an MLflow run id, or ``study:NAME`` resolved by ``best_run``.
+
+    ``intensity`` and ``resize`` default to the run's own settings; a bare ``.keras`` file has
+    none recorded, so it defaults to "dtype" and "stretch".
+    """
     if ref.startswith("study:"):
         if best_run is None:
             raise StudyError("study:NAME needs a study to look up")
-        return _from_run(best_run(ref.removeprefix("study:")), tracking_uri, intensity)
+        return _from_run(best_run(ref.removeprefix("study:")), tracking_uri, intensity, resize)
     path = Path(ref)
     if path.suffix == ".keras":
         if not path.is_file():
             raise DataError(f"{path}: no such model file")
-        return _from_file(path, intensity or "dtype")
-    return _from_run(ref, tracking_uri, intensity)
+        loaded = _from_file(path, intensity or "dtype")
+        return LoadedModel(loaded.net, loaded.intensity, loaded.source, resize or "stretch")
+    return _from_run(ref, tracking_uri, intensity, resize)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -97,11 +113,13 @@ def list_images(folder: Path) -> list[Path]:
     return files
 
 
-def _to_original(prob: np.ndarray, size: tuple[int, int], threshold: float) -> np.ndarray:
-    img = Image.fromarray(prob.astype(np.float32), mode="F")
-    if img.size != (size[1], size[0]):
-        img = img.resize((size[1], size[0]), Image.BILINEAR)
-    return np.where(np.asarray(img) > threshold, 255, 0).astype(np.uint8)
+def to_original(
+    prob: np.ndarray, size: tuple[int, int], *, resize: str, threshold: float
+) -> np.ndarray:
+    """A square (S, S) probability map -> the {0, 255} mask of an image of ``size`` (H, W)."""
+    top, left, h, w = content_box(*size, prob.shape[0], resize)
+    inside = prob[top : top + h, left : left + w]
+    return np.where(resize_plane(inside, *size) > threshold, 255, 0).astype(np.uint8)
 
 
 def predict_folder(
@@ -126,12 +144,13 @@ def predict_folder(
                     channels=model.channels,
                     intensity=model.intensity,
                     name=p.name,
+                    resize=model.resize,
                 )
                 for r, p in zip(raws, chunk, strict=True)
             ]
         )
         prob = np.asarray(model.net.predict_on_batch(batch))[..., 0]
         for raw, p, path in zip(raws, prob, chunk, strict=True):
-            mask = _to_original(p, raw.shape[:2], threshold)
+            mask = to_original(p, raw.shape[:2], resize=model.resize, threshold=threshold)
             Image.fromarray(mask, mode="L").save(out_dir / f"{path.stem}.png")
     return len(files)

@@ -23,7 +23,7 @@ from segsweep.data.pipeline import train_dataset
 from segsweep.errors import TrialFailed
 from segsweep.losses import get_loss
 from segsweep.metrics import lesion_metrics, segmentation_metrics
-from segsweep.model import build_unetpp, inference_model
+from segsweep.model import build_unetpp, float32_model, inference_model
 
 __all__ = [
     "Split",
@@ -52,7 +52,7 @@ class FitResult:
     history: dict[str, list[float]]
     best_epoch: int  # 1-based; 0 when no epoch finished
     best_value: float
-    net: keras.Model  # the inference model holding the best epoch's weights
+    net: keras.Model  # the float32 inference model holding the best epoch's weights
     stopped_early: bool = False
 
 
@@ -302,6 +302,7 @@ def fit(
         history=history.values,
         best_epoch=best_epoch,
         best_value=best_value,
-        net=infer,
+        # what is logged and predicted with: float32, so it runs at full speed on any CPU
+        net=float32_model(infer) if accel["mixed_precision"] else infer,
         stopped_early=epochs < cfg.train.epochs,
     )

@@ -42,6 +42,7 @@ def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> Worke
         intensity=cfg.data.intensity,
         mask_threshold=cfg.data.mask_threshold,
         channels=cfg.data.channels,
+        resize=cfg.data.resize,
         only=wanted,
     )
     if assignment is None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from segsweep.data.io import (
+    content_box,
     describe_pair,
     find_pairs,
     load_dataset,
@@ -287,8 +288,52 @@ def test_prepare_mask_keeps_a_square_lesion_exact():
 
 
 @pytest.mark.parametrize(
+    ("height", "width", "box"),
+    [
+        (48, 32, (0, 5, 32, 21)),
+        (32, 48, (5, 0, 21, 32)),
+        (64, 48, (0, 4, 32, 24)),
+        (9, 9, (0, 0, 32, 32)),
+    ],
+)
+def test_content_box_keeps_the_aspect_ratio_and_centres(height, width, box):
+    assert content_box(height, width, 32, "pad") == box
+    assert content_box(height, width, 32, "stretch") == (0, 0, 32, 32)
+
+
+def test_pad_puts_image_and_mask_in_the_same_box_with_zeros_around():
+    raw = np.full((48, 32), 200, np.uint8)
+    mask = np.zeros((48, 32), bool)
+    mask[:, :16] = True  # the left half
+    image = prepare_image(raw, image_size=32, intensity="dtype", channels=1, resize="pad")[..., 0]
+    padded = prepare_mask(mask, image_size=32, resize="pad")[..., 0]
+    assert image.shape == padded.shape == (32, 32)
+    np.testing.assert_allclose(image[:, 5:26], 200 / 255, atol=1e-6)  # no bleed into the pad
+    assert not image[:, :5].any() and not image[:, 26:].any()
+    assert padded[:, 5:15].all() and not padded[:, 16:].any() and not padded[:, :5].any()
+    stretched = prepare_mask(mask, image_size=32)[..., 0]  # the default keeps the old result
+    assert stretched[:, :16].all() and not stretched[:, 16:].any()
+
+
+def test_load_dataset_pads_non_square_pairs(make_data_dir):
+    lesion = np.zeros((12, 6), np.uint8)
+    lesion[2:6, :] = 255
+    root = make_data_dir({"a.png": np.full((12, 6), 255, np.uint8)}, {"a.png": lesion})
+    ds = load_dataset(root, image_size=8, resize="pad")
+    assert ds.resize == "pad" and ds.original_sizes == ((12, 6),)
+    assert ds.images[0, :, 2:6].min() == 1.0 and ds.images[0, :, :2].max() == 0.0
+    np.testing.assert_array_equal(ds.masks[0, :, :, 0].any(axis=0), [0, 0, 1, 1, 1, 1, 0, 0])
+    # rows 2-5 of 12 at scale 2/3, nearest: rows 1-3 of 8
+    np.testing.assert_array_equal(ds.masks[0, :, :, 0].any(axis=1), [0, 1, 1, 1, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize(
     ("kwargs", "message"),
     [
+        (
+            {"resize": "crop"},
+            "The 'resize' parameter must be one of 'stretch', 'pad'. Got 'crop' instead.",
+        ),
         (
             {"intensity": "x"},
             "The 'intensity' parameter must be one of 'dtype', 'minmax'. Got 'x' instead.",

@@ -24,6 +24,13 @@ from segsweep.errors import SegsweepError
     default=None,
     help="intensity rule; default: the one the model was trained with",
 )
+@click.option(
+    "--resize",
+    type=click.Choice(["stretch", "pad"]),
+    default=None,
+    help="how images were made square (data.resize); default: as the model was trained, "
+    "'stretch' for a .keras file",
+)
 @tracking_option
 def command(
     model: str,
@@ -31,6 +38,7 @@ def command(
     out_dir: Path,
     threshold: float,
     intensity: str | None,
+    resize: str | None,
     tracking_uri: str | None,
 ) -> None:
     """Write a PNG mask {0,255} per image of IMAGES_DIR at its original size.
@@ -51,6 +59,8 @@ def command(
     uri = tracking_uri
     if uri is None and model.startswith("study:"):
         uri = resolve_study(model.removeprefix("study:"), None, None).tracking.uri
-    loaded = load_model(model, tracking_uri=uri or "", intensity=intensity, best_run=best_run)
+    loaded = load_model(
+        model, tracking_uri=uri or "", intensity=intensity, resize=resize, best_run=best_run
+    )
     n = predict_folder(loaded, images_dir, out_dir, threshold=threshold)
     click.echo(f"wrote {n} masks to {out_dir} (model: {loaded.source})")

@@ -35,6 +35,13 @@ class StudySettings:
 class DataSettings:
     dir: str = setting("data/phantom", "folder with images/ and masks/, paired by stem", is_str)
     image_size: int = setting(128, "square size images and masks are resized to", int_in(8, 4096))
+    resize: str = setting(
+        "stretch",
+        '"stretch": each side to image_size (non-square images are distorted); "pad": the long '
+        "side to image_size keeping the aspect ratio, the short side padded with zeros "
+        "(predict crops the padding off)",
+        one_of("stretch", "pad"),
+    )
     val_fraction: float = setting(
         0.2, "share of images held out for validation", float_in(0, 1, open_lo=True, open_hi=True)
     )

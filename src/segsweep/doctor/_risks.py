@@ -46,11 +46,18 @@ def _weighted_dice(cfg: Config, samples: Sequence[Sample]) -> list[Finding]:
     )
 
 
+def _area_scale(cfg: Config, sample: Sample, size: float) -> float:
+    """How much a lesion's area shrinks when its image is resized to ``size`` (``data.resize``)."""
+    if cfg.data.resize == "pad":  # both sides by size / the long side
+        return (size / max(sample.height, sample.width)) ** 2
+    return size * size / (sample.height * sample.width)
+
+
 def _shrunk_lesions(cfg: Config, samples: Sequence[Sample]) -> list[tuple]:
     """``(area at image_size, area, sample)`` of lesions that fall below MIN_LESION_PX there."""
     size, out = cfg.data.image_size, []
     for s in usable(samples):
-        scale = size * size / (s.height * s.width)
+        scale = _area_scale(cfg, s, size)
         out += [(a * scale, a, s) for a in s.lesion_areas if a * scale < MIN_LESION_PX <= a]
     return sorted(out, key=lambda t: (t[0], t[2].stem))
 
@@ -61,7 +68,8 @@ def _small_lesions(cfg: Config, samples: Sequence[Sample]) -> list[Finding]:
         return []
     scaled, area, first = shrunk[0]
     total = sum(len(s.lesion_areas) for s in usable(samples))
-    need = max(math.sqrt(MIN_LESION_PX * s.height * s.width / a) for _, a, s in shrunk)
+    # the area scales with size**2: the size at which area * scale reaches MIN_LESION_PX
+    need = max(math.sqrt(MIN_LESION_PX / (a * _area_scale(cfg, s, 1.0))) for _, a, s in shrunk)
     step = 2 ** max(cfg.space.depth)
     return _warn(
         "small_lesions",
@@ -75,7 +83,7 @@ def _small_lesions(cfg: Config, samples: Sequence[Sample]) -> list[Finding]:
 
 def _non_square(cfg: Config, samples: Sequence[Sample]) -> list[Finding]:
     odd = [s for s in samples if max(s.height, s.width) > 1.1 * min(s.height, s.width)]
-    if not odd:
+    if not odd or cfg.data.resize == "pad":
         return []
     worst = max(odd, key=lambda s: max(s.height, s.width) / min(s.height, s.width))
     stretch = max(worst.height, worst.width) / min(worst.height, worst.width)
@@ -83,8 +91,9 @@ def _non_square(cfg: Config, samples: Sequence[Sample]) -> list[Finding]:
     return _warn(
         "not_square",
         f"{len(odd)} images are not square (e.g. {worst.image}, {worst.height}x{worst.width}): "
-        f"resizing to {size}x{size} stretches them up to {stretch:.2g} times one way, lesions "
-        "included; crop or pad them to squares first",
+        f'data.resize = "stretch" resizes them to {size}x{size}, stretching them up to '
+        f'{stretch:.2g} times one way, lesions included; set data.resize = "pad" to keep '
+        "their aspect ratio (the short side is padded, and predict crops the padding off)",
         [s.image for s in odd],
     )
 

@@ -19,12 +19,12 @@ from segsweep.data.io import (
     IMAGE_SUFFIXES,
     MASK_SUFFIXES,
     Pair,
-    _mask_plane,  # the raw mask values; io has no public reader that keeps them
     check_pair,
     mask_kind,
     prepare_image,
     read_image,
     read_mask,
+    read_mask_plane,
 )
 from segsweep.doctor._report import Finding
 from segsweep.errors import DataError
@@ -152,7 +152,7 @@ def _attempt(code: str, files: list[Path], call, *args) -> tuple[object, list[Fi
 
 def _inspect(pair: Pair, cfg: Config) -> tuple[Sample | None, list[Finding]]:
     image, errors = _attempt("unreadable", [pair.image], read_image, pair.image)
-    plane, found = _attempt("unreadable", [pair.mask], _mask_plane, pair.mask)
+    plane, found = _attempt("unreadable", [pair.mask], read_mask_plane, pair.mask)
     if errors or found:
         return None, errors + found
     kind = mask_kind(plane)
