@@ -53,7 +53,8 @@ class LogToMlflow(keras.callbacks.Callback):
         prob = self.validation.last_prob if self.validation is not None else None
         if prob is None or not self.data.cases:
             return
-        idx = list(self.data.cases.values())
+        cases = list(self.data.cases.items())
+        idx = [i for _, i in cases]
         split = self.data.split
         stems = self.data.val_stems or tuple(f"#{i}" for i in range(len(split.val_x)))
         grid = overlay_grid(
@@ -61,10 +62,15 @@ class LogToMlflow(keras.callbacks.Callback):
             split.val_y[idx],
             prob[idx],
             threshold=self.cfg.train.threshold,
-            names=[f"{stems[i]} ({case.replace('_', '-')})" for case, i in self.data.cases.items()],
+            names=[f"{_short(stems[i])} ({case.replace('_', '-')})" for case, i in cases],
             scale=panel_scale(split.val_x.shape[1]),
             match_dilation=self.cfg.metrics.match_dilation,
             min_lesion_px=self.cfg.metrics.min_lesion_px,
         )
         name = f"{epoch:03d}" if isinstance(epoch, int) else epoch
         self.tracker.log_image(self.run_id, grid, f"overlays/epoch_{name}.png")
+
+
+def _short(stem: str, keep: int = 12) -> str:
+    """A long file stem (a hash, a path-like name) cut in the middle so the row label fits."""
+    return stem if len(stem) <= 2 * keep + 1 else f"{stem[:keep]}…{stem[-keep:]}"

@@ -24,7 +24,13 @@ import numpy as np
 
 from segsweep.evaluate import drop_small_components
 
-__all__ = ["Champion", "ChampionSettings", "ensemble_probabilities", "log_champion"]
+__all__ = [
+    "Champion",
+    "ChampionSettings",
+    "champion_mask",
+    "ensemble_probabilities",
+    "log_champion",
+]
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class ChampionSettings:
     image_size: int
     channels: int
     intensity: str
+    resize: str  # how images were made square: "stretch" or "pad" (data.resize)
     threshold: float
     tta: bool
     min_component_px: int
@@ -49,6 +56,27 @@ def ensemble_probabilities(nets: list[Any], batch: np.ndarray, *, tta: bool) -> 
             prob = np.asarray(net.predict_on_batch(np.ascontiguousarray(view)))[..., 0]
             total += prob[:, :, ::-1] if i else prob
     return (total / (len(nets) * len(views))).astype(np.float32)
+
+
+def champion_mask(
+    prob: np.ndarray,
+    size: tuple[int, int],
+    settings: ChampionSettings,
+    *,
+    threshold: float | None = None,
+) -> np.ndarray:
+    """The champion's {0, 255} mask of an image of ``size`` (H, W) from its (S, S) probability:
+    resized back as ``predict`` does, thresholded, components below ``min_component_px`` (a
+    size at the model's resolution, scaled to this image's) removed."""
+    from segsweep.data.io import content_box
+    from segsweep.predict import to_original
+
+    t = settings.threshold if threshold is None else threshold
+    mask = to_original(prob, size, resize=settings.resize, threshold=t) > 0
+    _, _, h, w = content_box(*size, settings.image_size, settings.resize)
+    scale = (size[0] * size[1]) / (h * w)  # model pixels of the image -> its own pixels
+    kept = drop_small_components(mask, round(settings.min_component_px * scale))
+    return np.where(kept, 255, 0).astype(np.uint8)
 
 
 class Champion(mlflow.pyfunc.PythonModel):

@@ -20,7 +20,15 @@ from PIL import Image
 from segsweep.data.io import IMAGE_SUFFIXES, content_box, prepare_image, read_image, resize_plane
 from segsweep.errors import DataError, StudyError
 
-__all__ = ["LoadedModel", "load_model", "predict_folder", "list_images", "to_original"]
+__all__ = [
+    "LoadedChampion",
+    "LoadedModel",
+    "list_images",
+    "load_champion",
+    "load_model",
+    "predict_folder",
+    "to_original",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,56 @@ class LoadedModel:
     @property
     def channels(self) -> int:
         return int(self.net.input_shape[-1])
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.net.predict_on_batch(batch))[..., 0]
+
+    def mask(self, prob: np.ndarray, size: tuple[int, int], threshold: float | None) -> np.ndarray:
+        t = 0.5 if threshold is None else threshold
+        return to_original(prob, size, resize=self.resize, threshold=t)
+
+
+@dataclass(frozen=True)
+class LoadedChampion:
+    """A study's champion (fold ensemble, TTA, post-processing) used like a single model."""
+
+    champion: Any  # a segsweep.champion.Champion with its context loaded
+    source: str
+
+    @property
+    def image_size(self) -> int:
+        return self.champion.settings.image_size
+
+    @property
+    def channels(self) -> int:
+        return self.champion.settings.channels
+
+    @property
+    def intensity(self) -> str:
+        return self.champion.settings.intensity
+
+    @property
+    def resize(self) -> str:
+        return self.champion.settings.resize
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return self.champion.probabilities(batch)
+
+    def mask(self, prob: np.ndarray, size: tuple[int, int], threshold: float | None) -> np.ndarray:
+        from segsweep.champion import champion_mask
+
+        return champion_mask(prob, size, self.champion.settings, threshold=threshold)
+
+
+def load_champion(model_uri: str, tracking_uri: str) -> LoadedChampion:
+    """The champion registered by ``study finalize`` (``models:/NAME@champion``)."""
+    import mlflow.pyfunc
+
+    from segsweep.tracking import fluent_tracking_uri
+
+    with fluent_tracking_uri(tracking_uri):
+        model = mlflow.pyfunc.load_model(model_uri)
+    return LoadedChampion(model.unwrap_python_model(), f"{model_uri} (the study's champion)")
 
 
 def _from_file(path: Path, intensity: str) -> LoadedModel:
@@ -123,11 +181,11 @@ def to_original(
 
 
 def predict_folder(
-    model: LoadedModel,
+    model: LoadedModel | LoadedChampion,
     images_dir: Path,
     out_dir: Path,
     *,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     batch_size: int = 16,
 ) -> int:
     """Write ``out_dir/<stem>.png`` for every image; returns how many were written."""
@@ -149,8 +207,8 @@ def predict_folder(
                 for r, p in zip(raws, chunk, strict=True)
             ]
         )
-        prob = np.asarray(model.net.predict_on_batch(batch))[..., 0]
+        prob = model.probabilities(batch)
         for raw, p, path in zip(raws, prob, chunk, strict=True):
-            mask = to_original(p, raw.shape[:2], resize=model.resize, threshold=threshold)
+            mask = model.mask(p, raw.shape[:2], threshold)
             Image.fromarray(mask, mode="L").save(out_dir / f"{path.stem}.png")
     return len(files)

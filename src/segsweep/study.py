@@ -9,6 +9,7 @@ storage URL.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections import Counter
@@ -272,4 +273,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "states": states,
         "best": _best(study),
         "diagnoses": dict(sorted(diagnoses.items())),
+        "champion": json.loads(study.user_attrs[CHAMPION_ATTR])
+        if CHAMPION_ATTR in study.user_attrs
+        else None,
     }

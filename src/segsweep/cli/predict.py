@@ -17,7 +17,12 @@ from segsweep.errors import SegsweepError
 @click.argument("model")
 @click.argument("images_dir", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--threshold", default=0.5, show_default=True, help="lesion probability cut-off")
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="lesion probability cut-off; default: the champion's, else 0.5",
+)
 @click.option(
     "--intensity",
     type=click.Choice(["dtype", "minmax"]),
@@ -36,16 +41,17 @@ def command(
     model: str,
     images_dir: Path,
     out_dir: Path,
-    threshold: float,
+    threshold: float | None,
     intensity: str | None,
     resize: str | None,
     tracking_uri: str | None,
 ) -> None:
     """Write a PNG mask {0,255} per image of IMAGES_DIR at its original size.
 
-    MODEL is a .keras file, an MLflow run id, or study:NAME (the best trial's model).
+    MODEL is a .keras file, an MLflow run id, or study:NAME: the study's champion once
+    `study finalize` has made one, else its best trial's model.
     """
-    from segsweep.predict import load_model, predict_folder
+    from segsweep.predict import load_champion, load_model, predict_folder
 
     def best_run(study_name: str) -> str:
         from segsweep.study import load_study, storage_url, summary
@@ -57,10 +63,23 @@ def command(
         return best["mlflow_run_id"]
 
     uri = tracking_uri
-    if uri is None and model.startswith("study:"):
-        uri = resolve_study(model.removeprefix("study:"), None, None).tracking.uri
-    loaded = load_model(
-        model, tracking_uri=uri or "", intensity=intensity, resize=resize, best_run=best_run
-    )
+    champion = None
+    if model.startswith("study:"):
+        cfg = resolve_study(model.removeprefix("study:"), None, None)
+        uri = cfg.tracking.uri if uri is None else uri
+        champion = _champion_uri(cfg)
+    if champion is not None and intensity is None and resize is None:
+        loaded = load_champion(champion, uri or "")
+    else:
+        loaded = load_model(
+            model, tracking_uri=uri or "", intensity=intensity, resize=resize, best_run=best_run
+        )
     n = predict_folder(loaded, images_dir, out_dir, threshold=threshold)
     click.echo(f"wrote {n} masks to {out_dir} (model: {loaded.source})")
+
+
+def _champion_uri(cfg) -> str | None:
+    from segsweep.study import load_study, storage_url, summary
+
+    champion = summary(load_study(cfg.study.name, storage_url(cfg)))["champion"]
+    return None if champion is None else champion["model_uri"]

@@ -223,6 +223,59 @@ def study_run(
     )
 
 
+@command.command("finalize")
+@click.argument("name", required=False)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="the best distinct completed configurations to cross-validate",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="cross-validation folds of train+validation",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="K worker processes on the CPU"
+)
+@click.option("--gpus", default=None, metavar="0,1", help="one worker per listed GPU")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@storage_option
+@tracking_option
+def study_finalize(
+    name: str | None,
+    top: int,
+    folds: int,
+    workers: int | None,
+    gpus: str | None,
+    as_json: bool,
+    storage: str | None,
+    tracking_uri: str | None,
+) -> None:
+    """Cross-validate the best configurations, register a champion, score the test set once."""
+    from segsweep.finalize import finalize, render
+    from segsweep.runner import worker_specs
+    from segsweep.study import storage_url
+
+    cfg = resolve_study(name, storage, tracking_uri)
+    specs = worker_specs(workers=workers, gpus=gpus)
+    say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    try:
+        doc = finalize(
+            cfg, storage=storage_url(cfg), top=top, folds=folds, specs=specs, progress=say
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: run `segsweep study finalize` again to train the missing folds", err=True
+        )
+        sys.exit(130)
+    click.echo(json.dumps(doc, indent=2) if as_json else render(doc))
+
+
 @command.command("status")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")

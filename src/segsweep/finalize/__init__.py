@@ -1,0 +1,357 @@
+"""``study finalize``: from the search's best configurations to one champion and one honest number.
+
+1. The ``top`` best distinct completed configurations are cross-validated (``folds`` folds of
+   train+validation, grouped and stratified; the test set stays out) through the same
+   coordinator and workers as ``study run`` (see :mod:`segsweep.finalize._cv`).
+2. Out-of-fold predictions rank them: each candidate's objective per fold (mean ± sd), and a
+   per-image Wilcoxon test of the leader against each other; a cheaper candidate that is not
+   significantly worse wins (:mod:`segsweep.finalize._select`).
+3. Test-time augmentation (a horizontal flip) and post-processing (dropping small predicted
+   components) are kept only if the champion's CV objective rises.
+4. The champion's fold models, averaged, are logged as one MLflow pyfunc model and registered as
+   ``models:/NAME@champion``; then, once, the test set is scored (:mod:`segsweep.finalize._test`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from mlflow import MlflowClient
+
+from segsweep.champion import Champion, ChampionSettings, log_champion
+from segsweep.config import Config
+from segsweep.data.io import load_dataset
+from segsweep.errors import StudyError
+from segsweep.finalize._cv import (
+    companion,
+    distinct_top,
+    ensure_folds,
+    fold_runs,
+    pool_stems,
+    queue_folds,
+)
+from segsweep.finalize._select import (
+    Candidate,
+    choose_champion,
+    choose_postprocessing,
+    cv_score,
+)
+from segsweep.finalize._test import score_test
+from segsweep.model import count_flops
+from segsweep.recovery import recover_stale, register_parent_run, release_parent_run
+from segsweep.space import suggest
+from segsweep.study import (
+    CHAMPION_ATTR,
+    check_data_unchanged,
+    load_study,
+    study_assignment,
+    study_objective,
+)
+from segsweep.tracking import Tracker, package_versions
+from segsweep.workers import RunPlan, WorkerSpec
+
+__all__ = ["finalize", "render"]
+
+
+def finalize(
+    cfg: Config,
+    *,
+    storage: str,
+    top: int,
+    folds: int,
+    specs: list[WorkerSpec],
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Cross-validate, choose, register and test; returns the ``--json`` document."""
+    from segsweep.runner import coordinate
+
+    if top < 1 or folds < 2:
+        raise StudyError(f"--top must be >= 1 and --folds >= 2. Got {top} and {folds} instead.")
+    study = load_study(cfg.study.name, storage)
+    objective = study_objective(study)
+    cfg = cfg.replace(**{"search.objective": objective})
+    check_data_unchanged(study, cfg)
+    assignment = study_assignment(study)
+    candidates = distinct_top(study, top)
+    comp = companion(study)
+    stems = pool_stems(cfg, assignment)
+    fold_map = ensure_folds(comp, cfg, stems, folds)
+    recover_stale(comp)  # folds a killed finalize left RUNNING are failed and queued again
+    waiting = queue_folds(comp, candidates, folds)
+    tracker = Tracker(cfg.tracking.uri)
+    experiment_id = tracker.experiment(cfg.study.name)
+    parent = tracker.start_run(
+        experiment_id,
+        name=f"finalize-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={
+            "study": cfg.study.name,
+            "finalize": "true",
+            "top": top,
+            "folds": folds,
+            "objective": objective,
+            "host": os.uname().nodename,
+            "pid": os.getpid(),
+            **package_versions(),
+        },
+    )
+    register_parent_run(comp, parent, tracker.uri)
+    try:
+        if waiting:
+            progress(
+                f"cross-validation: {waiting} fold trainings to run ({len(candidates)} "
+                f"configurations x {folds} folds; the rest are done)"
+            )
+            plan = RunPlan(
+                cfg=cfg,
+                storage=storage,
+                tracking_uri=tracker.uri,
+                experiment_id=experiment_id,
+                parent_id=parent,
+                cpu_workers=sum(spec.gpu is None for spec in specs),
+                study_name=comp.study_name,
+            )
+            coordinate(plan, specs, waiting, progress=progress)
+        doc = _conclude(cfg, study, comp, candidates, stems, fold_map, folds, tracker, parent)
+    except KeyboardInterrupt:
+        _end(tracker, comp, parent, "KILLED")
+        raise
+    except BaseException:
+        _end(tracker, comp, parent, "FAILED")
+        raise
+    _end(tracker, comp, parent, "FINISHED")
+    return doc
+
+
+def _end(tracker: Tracker, comp: Any, parent: str, status: str) -> None:
+    tracker.end_run(parent, status)
+    release_parent_run(comp)
+
+
+def _oof(client: MlflowClient, runs: list, stems: list[str], workdir: Path) -> tuple:
+    """Out-of-fold probabilities (plain, TTA) in ``stems`` order, and the fold model files."""
+    plain, tta, models = {}, {}, []
+    for run in runs:
+        folder = workdir / run.run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        oof = Path(client.download_artifacts(run.run_id, "oof/oof.npz", str(folder)))
+        with np.load(oof) as z:
+            for stem, p, q in zip(z["stems"], z["prob"], z["prob_tta"], strict=True):
+                plain[str(stem)], tta[str(stem)] = p.astype(np.float32), q.astype(np.float32)
+        models.append(Path(client.download_artifacts(run.run_id, "fold/model.keras", str(folder))))
+    missing = [s for s in stems if s not in plain]
+    if missing:
+        raise StudyError(f"no out-of-fold prediction for {len(missing)} images, e.g. {missing[0]}")
+    return np.stack([plain[s] for s in stems]), np.stack([tta[s] for s in stems]), models
+
+
+def _flops(params: dict, cfg: Config, channels: int) -> int:
+    return int(
+        count_flops(
+            depth=int(params["depth"]),
+            base_filters=int(params["base_filters"]),
+            image_size=cfg.data.image_size,
+            in_channels=channels,
+        )
+    )
+
+
+def _conclude(
+    cfg: Config,
+    study: Any,
+    comp: Any,
+    trials: list,
+    stems: list[str],
+    fold_map: dict[str, int],
+    folds: int,
+    tracker: Tracker,
+    parent: str,
+) -> dict[str, Any]:
+    objective = cfg.search.objective
+    ds = load_dataset(
+        Path(cfg.data.dir),
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        mask_threshold=cfg.data.mask_threshold,
+        channels=cfg.data.channels,
+        resize=cfg.data.resize,
+        only=set(stems),
+    )
+    index = {s: i for i, s in enumerate(ds.stems)}
+    truth = np.stack([ds.masks[index[s]][..., 0] > 0 for s in stems])
+    fold = np.array([fold_map[s] for s in stems])
+    kw = {
+        "threshold": cfg.train.threshold,
+        "match_dilation": cfg.metrics.match_dilation,
+        "min_lesion_px": cfg.metrics.min_lesion_px,
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="segsweep-finalize-"))
+    probs, candidates = {}, []
+    for t in trials:
+        params = suggest(optuna.trial.FixedTrial(t.params), cfg.space)  # fixed ones included
+        runs = fold_runs(comp, t, folds)
+        plain, tta, models = _oof(tracker.client, runs, stems, workdir)
+        probs[t.number] = (plain, tta, models)
+        candidates.append(
+            Candidate(
+                t.number,
+                params,
+                float(t.value),
+                _flops(params, cfg, ds.channels),
+                cv_score(truth, plain, fold, objective, **kw),
+            )
+        )
+    champion, p_values, why = choose_champion(candidates, objective)
+    plain, tta, models = probs[champion.trial]
+    with_tta = cv_score(truth, tta, fold, objective, **kw)
+    use_tta = with_tta.mean > champion.score.mean
+    chosen = tta if use_tta else plain
+    min_px, by_size = choose_postprocessing(truth, chosen, fold, objective, **kw)
+    final = cv_score(truth, chosen, fold, objective, min_component_px=min_px, **kw)
+    settings = ChampionSettings(
+        image_size=cfg.data.image_size,
+        channels=ds.channels,
+        intensity=cfg.data.intensity,
+        resize=cfg.data.resize,
+        threshold=cfg.train.threshold,
+        tta=use_tta,
+        min_component_px=min_px,
+        trial=champion.trial,
+        study=cfg.study.name,
+    )
+    model_uri, version = log_champion(
+        parent, tracker.uri, models, settings, registered_name=study.study_name, workdir=workdir
+    )
+    model = _loaded(models, settings)
+    assignment = study_assignment(study)
+    test = score_test(cfg, assignment, model, objective) if assignment and assignment.test else None
+    doc = _document(
+        study, objective, champion, candidates, p_values, why, use_tta, with_tta, min_px,
+        by_size, final, test, model_uri, version,
+    )  # fmt: skip
+    _log(tracker, parent, doc, final)
+    study.set_user_attr(CHAMPION_ATTR, json.dumps(doc["champion"]))
+    return doc
+
+
+def _loaded(models: list[Path], settings: ChampionSettings) -> Champion:
+    """The champion as logged, loaded in this process (the same class the pyfunc loads)."""
+    import keras
+
+    champion = Champion()
+    champion.settings = settings
+    champion.nets = [keras.saving.load_model(p, compile=False) for p in models]
+    return champion
+
+
+def _document(
+    study, objective, champion, candidates, p_values, why, use_tta, with_tta, min_px, by_size,
+    final, test, model_uri, version,
+) -> dict[str, Any]:  # fmt: skip
+    cv = champion.score
+    test_doc = None
+    if test is not None:
+        test_doc = {
+            "value": test.value,
+            "ci95": list(test.ci95),
+            "n_images": test.n_images,
+            "metrics": {f"test_{k}": v for k, v in test.metrics.items()},
+            "ensemble_value": test.ensemble_value,
+            "single_fold_values": list(test.single_fold_values),
+        }
+    return {
+        "study": study.study_name,
+        "objective": objective,
+        "champion": {
+            "trial": champion.trial,
+            "params": champion.params,
+            "search_value": champion.search_value,
+            "why": why,
+            "cv": {"mean": cv.mean, "sd": cv.sd, "folds": list(cv.folds)},
+            "cv_final": {"mean": final.mean, "sd": final.sd, "folds": list(final.folds)},
+            "tta": use_tta,
+            "tta_cv_mean": with_tta.mean,
+            "min_component_px": min_px,
+            "postprocessing_cv_means": {str(k): v for k, v in by_size.items()},
+            "test": test_doc,
+            "model_uri": model_uri,
+            "model_version": version,
+        },
+        "candidates": [
+            {
+                "trial": c.trial,
+                "search_value": c.search_value,
+                "cv_mean": c.score.mean,
+                "cv_sd": c.score.sd,
+                "flops": c.flops,
+                "p_value": p_values.get(c.trial),
+            }
+            for c in candidates
+        ],
+    }
+
+
+def _log(tracker: Tracker, parent: str, doc: dict, final: Any) -> None:
+    from segsweep.evaluate import set_metrics
+
+    champ = doc["champion"]
+    values = {
+        "cv_mean": champ["cv_final"]["mean"],
+        "cv_sd": champ["cv_final"]["sd"],
+        **{f"cv_{k}": v for k, v in set_metrics(final.counts).items()},
+    }
+    if champ["test"] is not None:
+        values |= champ["test"]["metrics"]
+        values |= {
+            "test_ci95_low": champ["test"]["ci95"][0],
+            "test_ci95_high": champ["test"]["ci95"][1],
+        }
+    tracker.log_metrics(parent, values, step=0)
+    tracker.set_tags(parent, {"champion_trial": champ["trial"], "model_uri": champ["model_uri"]})
+    tracker.log_text(parent, json.dumps(doc, indent=2), "finalize.json")
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The text ``study finalize`` prints."""
+    c, obj = doc["champion"], doc["objective"]
+    lines = [f"study '{doc['study']}' finalized on {obj}", "", "candidates (cross-validation):"]
+    for cand in doc["candidates"]:
+        p = cand["p_value"]
+        vs = "the CV leader" if p is None else f"p = {p:.3g} against the CV leader"
+        lines.append(
+            f"  trial {cand['trial']}: search {cand['search_value']:.4f}, CV "
+            f"{cand['cv_mean']:.4f} ± {cand['cv_sd']:.4f}, {cand['flops'] / 1e9:.2f} GFLOP ({vs})"
+        )
+    lines += ["", f"champion: trial {c['trial']} — {c['why']}"]
+    tta = "kept" if c["tta"] else "not kept"
+    lines.append(
+        f"  flip TTA {tta} (CV {c['cv']['mean']:.4f} -> {c['tta_cv_mean']:.4f}); "
+        f"removing components < {c['min_component_px']} px "
+        + ("kept" if c["min_component_px"] else "not kept: no size raised the CV mean")
+    )
+    lines.append(
+        f"  search value {c['search_value']:.4f} -> CV {c['cv_final']['mean']:.4f} ± "
+        f"{c['cv_final']['sd']:.4f}"
+        + (
+            f" -> test {c['test']['value']:.4f} (95 % CI {c['test']['ci95'][0]:.4f}–"
+            f"{c['test']['ci95'][1]:.4f}, {c['test']['n_images']} images)"
+            if c["test"]
+            else " (no test set: this study was created before segsweep kept one)"
+        )
+    )
+    if c["test"]:
+        gap = c["search_value"] - c["test"]["value"]
+        lines.append(
+            f"  optimism: the search's own value was {abs(gap):.4f} "
+            + ("above" if gap > 0 else "below")
+            + " the test value, which no selection touched"
+        )
+    lines.append(f"  model: {c['model_uri']} (version {c['model_version']})")
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""The test set, scored once: the champion's masks at each image's original size.
+
+What a researcher would score is what ``segsweep predict`` writes: every test image prepared as
+in training, the champion's probability mapped back to the image's own size, thresholded and
+post-processed there, against the original mask. The lesion-wise size thresholds are defined at
+the model's resolution and scaled to each image's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segsweep.champion import champion_mask, ensemble_probabilities
+from segsweep.config import Config
+from segsweep.data.assign import Assignment
+from segsweep.data.io import content_box, find_pairs, prepare_image, read_image, read_mask
+from segsweep.evaluate import ImageCounts, bootstrap_ci, count_images, objective_value, set_metrics
+
+__all__ = ["TestScore", "score_test"]
+
+
+@dataclass(frozen=True)
+class TestScore:
+    metrics: dict[str, float]  # the test_* counterparts of every val_* metric (without prefix)
+    value: float
+    ci95: tuple[float, float]
+    n_images: int
+    single_fold_values: tuple[float, ...]  # each fold model alone, no TTA or post-processing
+    ensemble_value: float  # the fold models averaged, no TTA or post-processing
+
+
+def _test_pairs(cfg: Config, assignment: Assignment) -> list:
+    folder = Path(assignment.test_dir or cfg.data.dir)
+    wanted = set(assignment.test)
+    return [p for p in find_pairs(folder) if p.stem in wanted]
+
+
+def _scaled(min_px: int, size: tuple[int, int], cfg: Config) -> int:
+    _, _, h, w = content_box(*size, cfg.data.image_size, cfg.data.resize)
+    return round(min_px * size[0] * size[1] / (h * w))
+
+
+def score_test(
+    cfg: Config,
+    assignment: Assignment,
+    champion: Any,
+    objective: str,
+    *,
+    batch_size: int = 16,
+) -> TestScore:
+    """Every metric of ``champion`` (a loaded :class:`segsweep.champion.Champion`) on the test
+    set, the objective's 95 % bootstrap interval, and what the fold ensemble added."""
+    s = champion.settings
+    truths, sizes, batches = [], [], []
+    for pair in _test_pairs(cfg, assignment):
+        raw = read_image(pair.image)
+        truths.append(read_mask(pair.mask, threshold=cfg.data.mask_threshold))
+        sizes.append(raw.shape[:2])
+        batches.append(
+            prepare_image(
+                raw,
+                image_size=s.image_size,
+                channels=s.channels,
+                intensity=s.intensity,
+                name=pair.image.name,
+                resize=s.resize,
+            )
+        )
+    x = np.stack(batches)
+    chunks = range(0, len(x), batch_size)
+    prob = np.concatenate([champion.probabilities(x[i : i + batch_size]) for i in chunks])
+    masks = [champion_mask(p, size, s) for p, size in zip(prob, sizes, strict=True)]
+    counts = _counts(cfg, truths, masks, sizes)
+    metrics = set_metrics(counts)
+    # The ensemble's own contribution, before TTA and post-processing: each fold model alone
+    # against their average, on the same test images.
+    plain = {**s.__dict__, "tta": False, "min_component_px": 0}
+    plain_settings = type(s)(**plain)
+
+    def value_of(nets: list) -> float:
+        p = np.concatenate(
+            [ensemble_probabilities(nets, x[i : i + batch_size], tta=False) for i in chunks]
+        )
+        m = [champion_mask(q, size, plain_settings) for q, size in zip(p, sizes, strict=True)]
+        return objective_value(_counts(cfg, truths, m, sizes), objective)
+
+    return TestScore(
+        metrics=metrics,
+        value=metrics[objective.removeprefix("val_")],
+        ci95=bootstrap_ci(counts, objective, seed=cfg.search.seed),
+        n_images=len(truths),
+        single_fold_values=tuple(value_of([net]) for net in champion.nets),
+        ensemble_value=value_of(champion.nets),
+    )
+
+
+def _counts(cfg: Config, truths: list, masks: list, sizes: list) -> ImageCounts:
+    return count_images(
+        truths,
+        [m / 255.0 for m in masks],
+        threshold=0.5,
+        match_dilation=cfg.metrics.match_dilation,
+        min_lesion_px=[_scaled(cfg.metrics.min_lesion_px, size, cfg) for size in sizes],
+    )
