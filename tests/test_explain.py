@@ -208,8 +208,7 @@ def test_with_no_completed_trial_the_best_last_reported_value_is_chosen(
     assert run_of_trial(study) == (
         store["empty"],
         0,
-        "trial 0 (fail): no trial has completed or reported a val_dsc, and it is the latest "
-        "finished",
+        "trial 0 (fail): no trial has completed or reported a value, and it is the latest finished",
     )
     add_trial(study, store["healthy"], pruned, [0.4, 0.1])  # best once, not at its last epoch
     add_trial(study, store["collapsed"], pruned, COLLAPSED["val_dsc"])
@@ -217,7 +216,7 @@ def test_with_no_completed_trial_the_best_last_reported_value_is_chosen(
     assert run_of_trial(study) == (
         store["collapsed"],
         2,
-        "trial 2 (pruned): no trial has completed, and its last reported val_dsc, 0.1250 at "
+        "trial 2 (pruned): no trial has completed, and its last reported value, 0.1250 at "
         "epoch 6, is the best",
     )
     assert run_of_trial(study, 1)[:2] == (store["healthy"], 1)
@@ -245,7 +244,7 @@ def test_cli_explains_the_users_interrupted_baseline_when_nothing_completed(
     out = segsweep(tmp_path, "explain", "study:base").stdout
     lines = out.splitlines()
     assert lines[0] == (
-        f"explaining trial 0 (fail): no trial has completed, and its last reported val_dsc, "
+        f"explaining trial 0 (fail): no trial has completed, and its last reported value, "
         f"{value:.4f} at epoch {step}, is the best"
     )
     assert "trial 0 of experiment 'base'" in lines[1] and "state: FAIL (interrupted)" in out

@@ -68,7 +68,7 @@ def fetch_run(client: MlflowClient, run_id: str) -> RunRecord:
 
 
 def _last_value(trial: FrozenTrial) -> float | None:
-    """The value a trial reported last (its last epoch's val_dsc), if finite."""
+    """The value a trial reported last (its last epoch's objective), if finite."""
     if trial.last_step is None:
         return None
     value = trial.intermediate_values[trial.last_step]
@@ -93,13 +93,13 @@ def _best_finished(study: optuna.Study) -> tuple[int, str]:
         latest = max(finished, key=lambda t: t.number)
         return latest.number, (
             f"trial {latest.number} ({latest.state.name.lower()}): no trial has completed or "
-            "reported a val_dsc, and it is the latest finished"
+            "reported a value, and it is the latest finished"
         )
     sign = 1 if study.direction == StudyDirection.MAXIMIZE else -1
     best = max(reported, key=lambda t: (sign * _last_value(t), -t.number))
     return best.number, (
         f"trial {best.number} ({best.state.name.lower()}): no trial has completed, and its last "
-        f"reported val_dsc, {_last_value(best):.4f} at epoch {best.last_step}, is the best"
+        f"reported value, {_last_value(best):.4f} at epoch {best.last_step}, is the best"
     )
 
 
@@ -118,7 +118,7 @@ def run_of_trial(study: optuna.Study, number: int | None = None) -> tuple[str, i
             number, why = _best_finished(study)
         else:
             number = best["number"]
-            why = f"trial {number}: the best completed trial (val_dsc {best['value']:.4f})"
+            why = f"trial {number}: the best completed trial (value {best['value']:.4f})"
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
         held = f"0–{max(trials)}" if trials else "none"

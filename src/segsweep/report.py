@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from segsweep import __version__
@@ -188,12 +187,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
 
 
-def _maximised(study: optuna.Study) -> bool:
-    return study.direction == StudyDirection.MAXIMIZE
-
-
 def _best_rows(study: optuna.Study) -> list[list[Any]]:
-    best = sorted(_completed(study), key=lambda t: t.value, reverse=_maximised(study))[:TOP]
+    best = sorted(_completed(study), key=lambda t: t.value, reverse=True)[:TOP]
     return [
         [t.number, f"{t.value:.4f}", _params(t), _codes(t), t.user_attrs.get("mlflow_run_id", "–")]
         for t in best
@@ -224,8 +219,8 @@ def _importance_section(study: optuna.Study) -> list[str]:
         found = importances(study)
     except _Skip as why:
         return [*lines, f"Not computed: {why}."]
-    lines += ["Share of val_dsc's variance over completed trials each parameter explains "
-              "(fANOVA, seeded), largest first.", ""]  # fmt: skip
+    lines += ["Share of the objective's variance over the completed trials that each parameter "
+              "explains (fANOVA, seeded), largest first.", ""]  # fmt: skip
     return lines + _table(["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in found.items()])
 
 
@@ -237,8 +232,7 @@ def summary_markdown(
         f"# Study `{study.study_name}`",
         "",
         f"segsweep {__version__}, {time.strftime('%Y-%m-%d %H:%M')}; objective: the best "
-        "epoch's val_dsc (hard lesion Dice per image), "
-        f"{'maximised' if _maximised(study) else 'minimised'}."
+        "epoch's val_dsc (hard lesion Dice per image), maximised."
         + (f" Logged to MLflow run `{run_id}`." if run_id else ""),
         "",
         "## Trials by state",

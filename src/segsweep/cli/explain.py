@@ -25,7 +25,7 @@ def command(target: str, trial: int | None, as_json: bool, tracking_uri: str | N
     """The loss split, the Dice, the lesion fractions and the diagnoses of one run.
 
     RUN is an MLflow run id; study:NAME is the best trial of study NAME (or --trial N): the best
-    completed one, else, with none completed, the finished one whose last reported val_dsc is
+    completed one, else, with none completed, the finished one whose last reported value is
     best, else the latest finished one.
     """
     from segsweep.explain import explain_run, render, run_of_trial
