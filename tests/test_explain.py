@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 from click.testing import CliRunner
+from procs import load, make_study, segsweep, start
 
 from segsweep.cli import main
 from segsweep.config import Config, save_config
 from segsweep.errors import StudyError
-from segsweep.explain import explain_run, render
+from segsweep.explain import explain_run, render, run_of_trial
 from segsweep.study import create_study, storage_url
 from segsweep.tracking import Tracker
 
@@ -183,4 +187,66 @@ def test_a_study_without_completed_trials_is_a_user_error(
     save_config(cfg, tmp_path / "studies" / "fresh.toml")
     create_study(cfg, storage_url(cfg, tmp_path / "studies"), exist_ok=False)
     code, out = run_cli(tmp_path, monkeypatch, "explain", "study:fresh")
-    assert code == 2 and "study 'fresh' has no completed trial yet" in out
+    assert code == 2 and "study 'fresh' has no finished trial yet" in out
+
+
+def add_trial(study: optuna.Study, run_id: str, state: optuna.trial.TrialState, reports=()):
+    trial = study.ask()
+    trial.set_user_attr("mlflow_run_id", run_id)
+    for step, value in enumerate(reports, start=1):
+        trial.report(value, step)
+    study.tell(trial, state=state)
+
+
+def test_with_no_completed_trial_the_best_last_reported_value_is_chosen(
+    store: dict, tmp_path: Path
+) -> None:
+    cfg = Config().replace(**{"study.name": "open", "tracking.uri": store["uri"]})
+    study = create_study(cfg, storage_url(cfg, tmp_path), exist_ok=False)
+    pruned, failed = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL
+    add_trial(study, store["empty"], failed)
+    assert run_of_trial(study) == (
+        store["empty"],
+        0,
+        "trial 0 (fail): no trial has completed or reported a value, and it is the latest finished",
+    )
+    add_trial(study, store["healthy"], pruned, [0.4, 0.1])  # best once, not at its last epoch
+    add_trial(study, store["collapsed"], pruned, COLLAPSED["val_dsc"])
+    add_trial(study, store["empty"], failed)
+    assert run_of_trial(study) == (
+        store["collapsed"],
+        2,
+        "trial 2 (pruned): no trial has completed, and its last reported value, 0.1250 at "
+        "epoch 6, is the best",
+    )
+    assert run_of_trial(study, 1)[:2] == (store["healthy"], 1)
+
+
+@pytest.mark.slow
+def test_cli_explains_the_users_interrupted_baseline_when_nothing_completed(
+    tmp_path: Path,
+) -> None:
+    make_study(tmp_path, "base", "--set", "train.epochs=50")
+    baseline = ["--set", "space.loss=weighted_dice", "--set", "space.dice_w2=0.7"]
+    segsweep(tmp_path, "study", "enqueue", "base", *baseline)
+    proc = start(tmp_path, "study", "run", "--trials", "1", "--workers", "1")
+    deadline = time.monotonic() + 480
+    while not load(tmp_path, "base").get_trials()[0].intermediate_values:  # an epoch reported
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    [trial] = load(tmp_path, "base").get_trials()
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.params["dice_w2"] == 0.7
+    step, value = trial.last_step, trial.intermediate_values[trial.last_step]
+
+    out = segsweep(tmp_path, "explain", "study:base").stdout
+    lines = out.splitlines()
+    assert lines[0] == (
+        f"explaining trial 0 (fail): no trial has completed, and its last reported value, "
+        f"{value:.4f} at epoch {step}, is the best"
+    )
+    assert "trial 0 of experiment 'base'" in lines[1] and "state: FAIL (interrupted)" in out
+    doc = json.loads(segsweep(tmp_path, "explain", "study:base", "--json").stdout)
+    assert doc["trial"] == 0 and doc["chosen"] == lines[0].removeprefix("explaining ")

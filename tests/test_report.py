@@ -171,3 +171,33 @@ def test_cli_study_report_writes_reports_name(
 
     missing = CliRunner().invoke(main, ["study", "report", "nope"])
     assert missing.exit_code == 2 and "studies/nope.toml not found" in missing.output
+
+
+@pytest.mark.slow
+def test_cli_importances_rank_the_one_parameter_that_decides_a_maximised_value(
+    tmp_path: Path,
+) -> None:
+    from procs import segsweep
+
+    cfg = Config().replace(**{"study.name": "imp"})
+    save_config(cfg, tmp_path / "studies" / "imp.toml")
+    study = create_study(cfg, storage_url(cfg, tmp_path / "studies"), exist_ok=False)
+    study.sampler = optuna.samplers.RandomSampler(seed=0)
+    for _ in range(30):  # val_dsc is decided by dropout alone; the rest is noise it ignores
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+        trial.suggest_float("l2", 1e-6, 1e-3, log=True)
+        trial.suggest_categorical("batch_norm", [False, True])
+        study.tell(trial, 0.9 - trial.suggest_float("dropout", 0.0, 0.5))
+
+    out = segsweep(tmp_path, "study", "report", "imp")
+    assert "wrote 4 files" in out.stdout, out.stdout  # no per-epoch values: 3 plots
+    text = (tmp_path / "reports" / "imp" / "summary.md").read_text()
+    assert "val_dsc (hard lesion Dice per image), maximised." in text
+    section = text.split("## Parameter importances")[1].split("##")[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ")]
+    ranked = [(name.strip(), float(share)) for name, share in rows[2:]]  # past the header
+    assert [name for name, _ in ranked][0] == "dropout" and ranked[0][1] > 0.9, section
+    assert sorted(name for name, _ in ranked) == ["batch_norm", "dropout", "l2", "lr"]
+    best = text.split("## Best 5 trials")[1].splitlines()[4]  # the first row: the largest value
+    assert f"| {study.best_trial.number} | {study.best_value:.4f} |" in best

@@ -26,7 +26,15 @@ from segsweep.diagnose import CODES
 from segsweep.study import study_objective
 from segsweep.tracking import Tracker
 
-__all__ = ["Report", "counts", "report_run", "summary_markdown", "write_plots", "write_report"]
+__all__ = [
+    "Report",
+    "counts",
+    "importances",
+    "report_run",
+    "summary_markdown",
+    "write_plots",
+    "write_report",
+]
 
 TOP = 5
 OBJECTIVE_MEANING = {
@@ -64,16 +72,38 @@ class _Skip(Exception):
     """A plot the study cannot support yet; the message says why."""
 
 
-def _importances(study: optuna.Study) -> Any:
+def _evaluator() -> Any:
     from optuna.importance import FanovaImportanceEvaluator
-    from optuna.visualization.matplotlib import plot_param_importances
 
+    return FanovaImportanceEvaluator(seed=0)  # seeded: the same study gives the same ranking
+
+
+def _check_importances(study: optuna.Study) -> None:
     done = _completed(study)
     varying = {k for t in done for k in t.params if len({repr(u.params.get(k)) for u in done}) > 1}
     if len(done) < 2 or not varying:
         raise _Skip("needs at least 2 completed trials whose parameters differ")
-    # Seeded, so the same study gives the same picture.
-    return plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
+
+
+def importances(study: optuna.Study) -> dict[str, float]:
+    """Each parameter's share of the value's variance (fANOVA), largest first.
+
+    No ``target`` is passed: Optuna then reads the trials' values with the study's own
+    direction. (fANOVA splits variance, which a sign flip leaves alone; evaluators that rank
+    by the top trials, such as PED-ANOVA, are the ones a maximised study's sign would turn.)
+    """
+    _check_importances(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        found = optuna.importance.get_param_importances(study, evaluator=_evaluator())
+    return {name: float(share) for name, share in found.items()}
+
+
+def _importances(study: optuna.Study) -> Any:
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    _check_importances(study)
+    return plot_param_importances(study, evaluator=_evaluator())
 
 
 def _needs_completed(n: int, plot: Callable[[optuna.Study], Any]) -> Callable:
@@ -202,6 +232,17 @@ def _trial_sections(study: optuna.Study) -> list[str]:
     return lines
 
 
+def _importance_section(study: optuna.Study) -> list[str]:
+    lines = ["## Parameter importances", ""]
+    try:
+        found = importances(study)
+    except _Skip as why:
+        return [*lines, f"Not computed: {why}."]
+    lines += ["Share of the objective's variance over the completed trials that each parameter "
+              "explains (fANOVA, seeded), largest first.", ""]  # fmt: skip
+    return lines + _table(["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in found.items()])
+
+
 def summary_markdown(
     study: optuna.Study, *, plots: list[Path], skipped: dict[str, str], run_id: str | None
 ) -> str:
@@ -219,6 +260,8 @@ def summary_markdown(
         *_table(["state", "trials"], [[s, n] for s, n in found["states"].items()]),
         "",
         *_trial_sections(study),
+        "",
+        *_importance_section(study),
         "",
         "## Diagnoses",
         "",

@@ -24,7 +24,9 @@ from segsweep.errors import SegsweepError
 def command(target: str, trial: int | None, as_json: bool, tracking_uri: str | None) -> None:
     """The loss split, the Dice, the lesion fractions and the diagnoses of one run.
 
-    RUN is an MLflow run id; study:NAME is the best trial of study NAME (or --trial N).
+    RUN is an MLflow run id; study:NAME is the best trial of study NAME (or --trial N): the best
+    completed one, else, with none completed, the finished one whose last reported value is
+    best, else the latest finished one.
     """
     from segsweep.explain import explain_run, render, run_of_trial
 
@@ -32,11 +34,16 @@ def command(target: str, trial: int | None, as_json: bool, tracking_uri: str | N
         from segsweep.study import load_study, storage_url
 
         cfg = resolve_study(target.removeprefix("study:"), None, None)
-        run_id, _ = run_of_trial(load_study(cfg.study.name, storage_url(cfg)), trial)
+        run_id, _, why = run_of_trial(load_study(cfg.study.name, storage_url(cfg)), trial)
         uri = tracking_uri if tracking_uri is not None else cfg.tracking.uri
     elif trial is not None:
         raise SegsweepError(f"--trial needs study:NAME, not a run id ({target})")
     else:
-        run_id, uri = target, tracking_uri or ""
+        run_id, uri, why = target, tracking_uri or "", ""
     doc = explain_run(run_id, tracking_uri=uri)
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False) if as_json else render(doc))
+    if why:
+        doc = {"chosen": why, **doc}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        click.echo((f"explaining {why}\n" if why else "") + render(doc))
