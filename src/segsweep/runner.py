@@ -48,7 +48,8 @@ def run_study(
     timeout: float | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run ``n_trials`` more trials across ``specs``; returns the study summary."""
+    """Run ``n_trials`` more trials across ``specs``; returns the study summary and the MLflow
+    ``experiment_id``."""
     if n_trials < 1:
         raise ConfigError(f"--trials must be at least 1. Got {n_trials} instead.")
     load_study(cfg.study.name, storage)  # fail before any process starts
@@ -90,4 +91,4 @@ def run_study(
     finally:
         signal.signal(signal.SIGTERM, previous)
     tracker.end_run(parent, "FINISHED")
-    return summary(load_study(cfg.study.name, storage))
+    return {**summary(load_study(cfg.study.name, storage)), "experiment_id": experiment_id}
