@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,8 @@ def finished_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     segsweep(cwd, "data", "synth", "ph", "--n", "20", "--size", "48", "--seed", "1")
     segsweep(cwd, "study", "create", "tiny", "--data", "ph", *E2E)
     run = segsweep(cwd, "study", "run", "--trials", "2", "--workers", "1")
-    assert "best: trial" in run.stdout and "mlflow ui" in run.stdout
+    assert "best: trial" in run.stdout
+    (cwd / "run.out").write_text(run.stdout)
     return cwd
 
 
@@ -73,6 +77,22 @@ def test_every_trial_is_an_mlflow_child_run_with_the_loss_split(finished_study: 
         assert {"overlays", "study.toml"} <= artifacts
         overlays = {a.path for a in client.list_artifacts(run.info.run_id, "overlays")}
         assert "overlays/epoch_final.png" in overlays and "overlays/epoch_001.png" in overlays
+
+
+def test_run_ends_with_the_ui_command_and_the_model_training_url(finished_study: Path) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{finished_study / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tiny")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    command, url = (finished_study / "run.out").read_text().splitlines()[-2:]
+    assert command.startswith("browse every trial: ")
+    program, *args = shlex.split(command.removeprefix("browse every trial: "))
+    assert args == ["ui"]  # the default store: mlflow.db where the user stands
+    found = shutil.which(program, path=os.environ["PATH"]) or str(finished_study / program)
+    assert Path(found).name == "mlflow" and os.access(found, os.X_OK), program
+    expected = f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}"
+    assert url == f"  then open {expected}?workflowType=machine_learning"
 
 
 def test_predict_writes_full_size_binary_masks(finished_study: Path, tmp_path: Path) -> None:

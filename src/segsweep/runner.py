@@ -70,7 +70,8 @@ def run_study(
     timeout: float | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run ``n_trials`` more trials across ``specs``; returns the study summary."""
+    """Run ``n_trials`` more trials across ``specs``; returns the study summary and the MLflow
+    ``experiment_id``."""
     if n_trials < 1:
         raise ConfigError(f"--trials must be at least 1. Got {n_trials} instead.")
     study = load_study(cfg.study.name, storage)  # fail before any process starts
@@ -113,4 +114,4 @@ def run_study(
         _end_parent(tracker, study, parent, "FAILED")
         raise
     _end_parent(tracker, study, parent, "FINISHED")
-    return summary(load_study(cfg.study.name, storage))
+    return {**summary(load_study(cfg.study.name, storage)), "experiment_id": experiment_id}

@@ -27,7 +27,11 @@ from mlflow.entities import Metric, Param, RunStatus
 
 from segsweep.errors import StudyError
 
-__all__ = ["Tracker", "RUN_STATUS", "package_versions"]
+__all__ = ["Tracker", "EXPERIMENT_KIND", "RUN_STATUS", "package_versions"]
+
+# MLflow 3's UI opens an experiment without this tag in its GenAI view (traces), one toggle away
+# from the runs and their metric columns; this kind opens it in the model-training view.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 # Optuna trial state -> MLflow run status.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
@@ -141,12 +145,16 @@ class Tracker:
         self.client = _PatientClient(MlflowClient(tracking_uri=self.uri))
 
     def experiment(self, name: str) -> str:
+        """The id of the study's experiment, created (and tagged for the UI) when missing."""
         try:
             found = self.client.get_experiment_by_name(name)
             if found:
+                for key, value in EXPERIMENT_KIND.items():
+                    if key not in found.tags:  # made by a segsweep without the tag
+                        self.client.set_experiment_tag(found.experiment_id, key, value)
                 return found.experiment_id
             return self.client.create_experiment(
-                name, artifact_location=_artifact_location(self.uri, name)
+                name, artifact_location=_artifact_location(self.uri, name), tags=EXPERIMENT_KIND
             )
         except Exception as err:  # MLflow raises many types; the user needs the URI
             raise StudyError(f"cannot open MLflow tracking store {self.uri}: {err}") from None

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -215,12 +218,37 @@ def study_run(
         click.echo("interrupted: running trials ended as FAIL (reason: interrupted)", err=True)
         sys.exit(130)
     print_best(result)
-    uri = cfg.tracking.uri
-    click.echo(
-        "browse every trial: mlflow ui"
-        + (f" --backend-store-uri {uri}" if uri else "")
-        + f"  (experiment '{cfg.study.name}')"
-    )
+    for line in _browse_lines(cfg.tracking.uri, result["experiment_id"]):
+        click.echo(line)
+
+
+def _mlflow_executable() -> str:
+    """``mlflow`` as the user can type it here: the one beside this Python (same MLflow).
+
+    After ``scripts/demo.sh`` that is ``.venv/bin/mlflow``, which is not on the user's PATH.
+    """
+    beside = Path(sys.executable).parent / "mlflow"
+    if not beside.is_file():
+        return "mlflow"
+    on_path = shutil.which("mlflow")
+    if on_path and Path(on_path).resolve() == beside.resolve():
+        return "mlflow"
+    try:
+        return str(beside.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return shlex.quote(str(beside))
+
+
+def _browse_lines(tracking_uri: str, experiment_id: str) -> list[str]:
+    """How to open the study's runs in MLflow's UI, in its model-training view."""
+    view = f"/#/experiments/{experiment_id}?workflowType=machine_learning"
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri.startswith(("http://", "https://")):  # a tracking server already serves the UI
+        return [f"browse every trial: {uri.rstrip('/')}{view}"]
+    command = f"{_mlflow_executable()} ui"
+    if uri:  # `mlflow ui` reads mlflow.db in the working directory unless told otherwise
+        command += f" --backend-store-uri {shlex.quote(uri)}"
+    return [f"browse every trial: {command}", f"  then open http://127.0.0.1:5000{view}"]
 
 
 @command.command("finalize")
