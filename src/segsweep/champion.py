@@ -15,6 +15,8 @@ installed, and serves with ``mlflow models serve``.
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +110,7 @@ class Champion(mlflow.pyfunc.PythonModel):
             [drop_small_components(p > s.threshold, s.min_component_px) for p in prob]
         ).astype(np.uint8)
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> np.ndarray:
+    def predict(self, context, model_input, params=None):  # noqa: ANN001 - MLflow reads hints
         return self.masks_from(self.probabilities(np.asarray(model_input)))
 
 
@@ -136,7 +138,15 @@ def log_champion(
     signature = infer_signature(
         np.zeros((1, size, size, ch), np.float32), np.zeros((1, size, size), np.uint8)
     )
-    with fluent_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id):
+    with (
+        fluent_tracking_uri(tracking_uri),
+        mlflow.start_run(run_id=run_id),
+        warnings.catch_warnings(),
+    ):
+        # MLflow warns that a Python object is pickled (Champion holds no state until
+        # load_context) and that no input example was given (the signature documents the input)
+        warnings.simplefilter("ignore", UserWarning)
+        logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
         info = mlflow.pyfunc.log_model(
             name="champion",
             python_model=Champion(),

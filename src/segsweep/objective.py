@@ -5,6 +5,7 @@ The data is loaded once per worker (:class:`WorkerData`) and reused by every tri
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -202,6 +203,8 @@ def run_trial(
         tracker.log_params(run_id, _run_params(cfg, params, data, seed))
         tracker.set_tags(run_id, package_versions())
         tracker.log_text(run_id, dump_toml(cfg), "study.toml")
+        if data.split_doc is not None:
+            tracker.log_text(run_id, json.dumps(data.split_doc, indent=1), "split.json")
         logger = LogToMlflow(tracker, run_id, data, cfg)
         result, watch = _train(trial, params, data, cfg, seed, logger)
         logger.log_overlay("final")

@@ -90,9 +90,9 @@ def load_champion(model_uri: str, tracking_uri: str) -> LoadedChampion:
     """The champion registered by ``study finalize`` (``models:/NAME@champion``)."""
     import mlflow.pyfunc
 
-    from segsweep.tracking import fluent_tracking_uri
+    from segsweep.tracking import Tracker, fluent_tracking_uri
 
-    with fluent_tracking_uri(tracking_uri):
+    with fluent_tracking_uri(Tracker(tracking_uri).uri):  # "" -> MLflow's default, resolved
         model = mlflow.pyfunc.load_model(model_uri)
     return LoadedChampion(model.unwrap_python_model(), f"{model_uri} (the study's champion)")
 

@@ -31,6 +31,7 @@ class WorkerData:
     cases: dict[str, int]  # fixed validation cases drawn in the overlays
     val_stems: tuple[str, ...] = ()  # file stem of each validation image
     train_stems: tuple[str, ...] = ()
+    split_doc: dict | None = None  # the study's train/val/test assignment, logged with each trial
 
 
 def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> WorkerData:
@@ -65,6 +66,7 @@ def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> Worke
         cases=pick_cases(split.val_y),
         val_stems=tuple(ds.stems[i] for i in val),
         train_stems=tuple(ds.stems[i] for i in train),
+        split_doc=None if assignment is None else assignment.as_split_json(),
     )
 
 

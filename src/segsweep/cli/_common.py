@@ -24,6 +24,7 @@ __all__ = [
 # Before TensorFlow or MLflow is imported: their start-up chatter is not for the terminal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class UserError(click.ClickException):

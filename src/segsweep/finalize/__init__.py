@@ -38,6 +38,7 @@ from segsweep.finalize._cv import (
     pool_stems,
     queue_folds,
 )
+from segsweep.finalize._report import document, log_result, render
 from segsweep.finalize._select import (
     Candidate,
     choose_champion,
@@ -232,11 +233,11 @@ def _conclude(
     model = _loaded(models, settings)
     assignment = study_assignment(study)
     test = score_test(cfg, assignment, model, objective) if assignment and assignment.test else None
-    doc = _document(
+    doc = document(
         study, objective, champion, candidates, p_values, why, use_tta, with_tta, min_px,
         by_size, final, test, model_uri, version,
     )  # fmt: skip
-    _log(tracker, parent, doc, final)
+    log_result(tracker, parent, doc, final)
     study.set_user_attr(CHAMPION_ATTR, json.dumps(doc["champion"]))
     return doc
 
@@ -249,109 +250,3 @@ def _loaded(models: list[Path], settings: ChampionSettings) -> Champion:
     champion.settings = settings
     champion.nets = [keras.saving.load_model(p, compile=False) for p in models]
     return champion
-
-
-def _document(
-    study, objective, champion, candidates, p_values, why, use_tta, with_tta, min_px, by_size,
-    final, test, model_uri, version,
-) -> dict[str, Any]:  # fmt: skip
-    cv = champion.score
-    test_doc = None
-    if test is not None:
-        test_doc = {
-            "value": test.value,
-            "ci95": list(test.ci95),
-            "n_images": test.n_images,
-            "metrics": {f"test_{k}": v for k, v in test.metrics.items()},
-            "ensemble_value": test.ensemble_value,
-            "single_fold_values": list(test.single_fold_values),
-        }
-    return {
-        "study": study.study_name,
-        "objective": objective,
-        "champion": {
-            "trial": champion.trial,
-            "params": champion.params,
-            "search_value": champion.search_value,
-            "why": why,
-            "cv": {"mean": cv.mean, "sd": cv.sd, "folds": list(cv.folds)},
-            "cv_final": {"mean": final.mean, "sd": final.sd, "folds": list(final.folds)},
-            "tta": use_tta,
-            "tta_cv_mean": with_tta.mean,
-            "min_component_px": min_px,
-            "postprocessing_cv_means": {str(k): v for k, v in by_size.items()},
-            "test": test_doc,
-            "model_uri": model_uri,
-            "model_version": version,
-        },
-        "candidates": [
-            {
-                "trial": c.trial,
-                "search_value": c.search_value,
-                "cv_mean": c.score.mean,
-                "cv_sd": c.score.sd,
-                "flops": c.flops,
-                "p_value": p_values.get(c.trial),
-            }
-            for c in candidates
-        ],
-    }
-
-
-def _log(tracker: Tracker, parent: str, doc: dict, final: Any) -> None:
-    from segsweep.evaluate import set_metrics
-
-    champ = doc["champion"]
-    values = {
-        "cv_mean": champ["cv_final"]["mean"],
-        "cv_sd": champ["cv_final"]["sd"],
-        **{f"cv_{k}": v for k, v in set_metrics(final.counts).items()},
-    }
-    if champ["test"] is not None:
-        values |= champ["test"]["metrics"]
-        values |= {
-            "test_ci95_low": champ["test"]["ci95"][0],
-            "test_ci95_high": champ["test"]["ci95"][1],
-        }
-    tracker.log_metrics(parent, values, step=0)
-    tracker.set_tags(parent, {"champion_trial": champ["trial"], "model_uri": champ["model_uri"]})
-    tracker.log_text(parent, json.dumps(doc, indent=2), "finalize.json")
-
-
-def render(doc: dict[str, Any]) -> str:
-    """The text ``study finalize`` prints."""
-    c, obj = doc["champion"], doc["objective"]
-    lines = [f"study '{doc['study']}' finalized on {obj}", "", "candidates (cross-validation):"]
-    for cand in doc["candidates"]:
-        p = cand["p_value"]
-        vs = "the CV leader" if p is None else f"p = {p:.3g} against the CV leader"
-        lines.append(
-            f"  trial {cand['trial']}: search {cand['search_value']:.4f}, CV "
-            f"{cand['cv_mean']:.4f} ± {cand['cv_sd']:.4f}, {cand['flops'] / 1e9:.2f} GFLOP ({vs})"
-        )
-    lines += ["", f"champion: trial {c['trial']} — {c['why']}"]
-    tta = "kept" if c["tta"] else "not kept"
-    lines.append(
-        f"  flip TTA {tta} (CV {c['cv']['mean']:.4f} -> {c['tta_cv_mean']:.4f}); "
-        f"removing components < {c['min_component_px']} px "
-        + ("kept" if c["min_component_px"] else "not kept: no size raised the CV mean")
-    )
-    lines.append(
-        f"  search value {c['search_value']:.4f} -> CV {c['cv_final']['mean']:.4f} ± "
-        f"{c['cv_final']['sd']:.4f}"
-        + (
-            f" -> test {c['test']['value']:.4f} (95 % CI {c['test']['ci95'][0]:.4f}–"
-            f"{c['test']['ci95'][1]:.4f}, {c['test']['n_images']} images)"
-            if c["test"]
-            else " (no test set: this study was created before segsweep kept one)"
-        )
-    )
-    if c["test"]:
-        gap = c["search_value"] - c["test"]["value"]
-        lines.append(
-            f"  optimism: the search's own value was {abs(gap):.4f} "
-            + ("above" if gap > 0 else "below")
-            + " the test value, which no selection touched"
-        )
-    lines.append(f"  model: {c['model_uri']} (version {c['model_version']})")
-    return "\n".join(lines)
