@@ -104,3 +104,23 @@ def test_study_run_stops_when_the_data_changed_after_create(tmp_path):
         "Error: the data of study 'ch' changed since study create: ph/images/case_0000.png "
         "(edited); restore the files, or create a new study for the new data"
     ]
+
+
+def test_a_study_made_before_the_test_set_cross_validates_all_its_images(phantoms):
+    from segsweep.finalize._cv import pool_stems
+    from segsweep.finalize._report import render
+
+    cfg = Config().replace(**{"data.dir": str(phantoms)})
+    assert len(pool_stems(cfg, None)) == 30
+    a = assign(phantoms, val_fraction=0.2, test_fraction=0.2, seed=0)
+    assert sorted(pool_stems(cfg, a)) == sorted([*a.train, *a.val])
+    champion = {
+        "trial": 3, "why": "trial 3 has the highest CV mean val_dsc", "search_value": 0.8,
+        "cv": {"mean": 0.7, "sd": 0.05}, "cv_final": {"mean": 0.71, "sd": 0.05}, "tta": False,
+        "tta_cv_mean": 0.69, "min_component_px": 0, "postprocessing_cv_means": {"0": 0.7},
+        "test": None, "model_uri": "models:/old@champion", "model_version": 1,
+    }  # fmt: skip
+    doc = {"study": "old", "objective": "val_dsc", "champion": champion, "candidates": []}
+    text = render(doc)
+    assert "no test set: this study was created before segsweep kept one" in text
+    assert "search value 0.8000 -> CV 0.7100 ± 0.0500" in text

@@ -47,7 +47,12 @@ from segsweep.finalize._select import (
 )
 from segsweep.finalize._test import score_test
 from segsweep.model import count_flops
-from segsweep.recovery import recover_stale, register_parent_run, release_parent_run
+from segsweep.recovery import (
+    close_dead_parent_runs,
+    recover_stale,
+    register_parent_run,
+    release_parent_run,
+)
 from segsweep.space import suggest
 from segsweep.study import (
     CHAMPION_ATTR,
@@ -86,6 +91,8 @@ def finalize(
     stems = pool_stems(cfg, assignment)
     fold_map = ensure_folds(comp, cfg, stems, folds)
     recover_stale(comp)  # folds a killed finalize left RUNNING are failed and queued again
+    for run_id in close_dead_parent_runs(comp):  # and its parent run is closed as KILLED
+        progress(f"closed the MLflow parent run {run_id} of a finalize that died: KILLED")
     waiting = queue_folds(comp, candidates, folds)
     tracker = Tracker(cfg.tracking.uri)
     experiment_id = tracker.experiment(cfg.study.name)
