@@ -122,5 +122,5 @@ def test_a_study_made_before_the_test_set_cross_validates_all_its_images(phantom
     }  # fmt: skip
     doc = {"study": "old", "objective": "val_dsc", "champion": champion, "candidates": []}
     text = render(doc)
-    assert "no test set: this study was created before segsweep kept one" in text
+    assert "no test set: data.test_fraction = 0, or the study was created before" in text
     assert "search value 0.8000 -> CV 0.7100 ± 0.0500" in text

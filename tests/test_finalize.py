@@ -73,7 +73,12 @@ def test_folds_are_nested_runs_and_a_second_finalize_trains_nothing(finalized) -
     assert json.loads(Path(split).read_text()) == json.loads(
         (cwd / "studies" / "fin.split.json").read_text()
     )
-    again = segsweep(cwd, "study", "finalize", "fin", "--top", "2", "--folds", "2")
+    # the test set was scored once: a second finalize must say so, and --rescore trains nothing
+    refused = segsweep(cwd, "study", "finalize", "fin", "--top", "2", "--folds", "2", check=False)
+    assert refused.returncode == 2 and "--rescore" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    args = ["study", "finalize", "fin", "--top", "2", "--folds", "2", "--rescore"]
+    again = segsweep(cwd, *args)
     assert "fold trainings to run" not in again.stdout and "champion: trial" in again.stdout
 
 

@@ -40,14 +40,20 @@ BOTH_EMPTY = (grid("...", "..."), grid("...", "..."))
         (ONE_BY_TWO, {}, LesionCounts(true=1, found=1, pred=2, pred_matched=2, dice_sum=8 / 12)),
         (FP_ON_EMPTY, {}, LesionCounts(true=0, found=0, pred=1, pred_matched=0, dice_sum=0.0)),
         (BOTH_EMPTY, {}, LesionCounts()),
-        # the 4-px missed lesion falls below min_lesion_px=5: left out, so nothing is missed
-        (
-            TWO_ONE_MISSED,
-            {"min_lesion_px": 5},
-            LesionCounts(true=0, found=0, pred=1, pred_matched=1, dice_sum=0.0),
-        ),
+        # both 4-px lesions fall below min_lesion_px=5: left out, so nothing is missed, and the
+        # component touching one of them is neither a hit nor a false positive
+        (TWO_ONE_MISSED, {"min_lesion_px": 5}, LesionCounts()),
+        # only the missed 8-px lesion is scored once the threshold is 5 px in a bigger case
+        (ONE_BY_TWO, {"min_lesion_px": 9}, LesionCounts(pred=0)),
     ],
-    ids=["one-missed", "one-lesion-two-components", "fp-on-empty", "both-empty", "below-min"],
+    ids=[
+        "one-missed",
+        "one-lesion-two-components",
+        "fp-on-empty",
+        "both-empty",
+        "below-min",
+        "below-min-two-components",
+    ],
 )
 def test_lesion_counts_table(pair, kw, expected):
     got = counts(*pair, **kw)
@@ -81,10 +87,8 @@ def test_scores_of_a_set_sum_counts_over_images_then_divide():
         (LesionCounts(), 1.0, 1.0, 1.0, 1.0),  # nothing to find, nothing found
         (LesionCounts(pred=2), 0.0, 0.0, 0.0, 0.0),  # only false positives
         (LesionCounts(true=3), 0.0, 0.0, 0.0, 0.0),  # every lesion missed, nothing predicted
-        # a component touching only a lesion below min_lesion_px: neither found nor invented
-        (LesionCounts(pred=1, pred_matched=1), 1.0, 1.0, 1.0, 1.0),
     ],
-    ids=["both-empty", "only-fp", "all-missed", "only-small-lesion-hit"],
+    ids=["both-empty", "only-fp", "all-missed"],
 )
 def test_empty_rules(total, recall, precision, f1, dsc):
     s = lesion_scores(total)
@@ -94,6 +98,21 @@ def test_empty_rules(total, recall, precision, f1, dsc):
         f1,
         dsc,
     )
+
+
+def test_a_component_on_a_lesion_too_small_to_score_leaves_precision_alone():
+    truth = grid("#.....", "......", "...###", "...###")
+    pred = grid("#.....", "......", "......", "#.....")  # hits the 1-px lesion; one false alarm
+    c = counts(truth, pred, min_lesion_px=2)
+    assert (c.true, c.found, c.pred, c.pred_matched) == (1, 0, 1, 0)
+    s = lesion_scores(c)
+    assert s["lesion_precision"] == 0.0 and s["lesions_fp"] == 1
+
+
+def test_dilation_wider_than_the_image_matches_everything_in_it():
+    truth, pred = np.zeros((8, 8), bool), np.zeros((8, 8), bool)
+    truth[0, 0], pred[7, 7] = True, True
+    assert counts(truth, pred, match_dilation=20).found == 1
 
 
 def test_diagonal_neighbours_are_one_lesion_and_dilation_widens_matching():

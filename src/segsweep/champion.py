@@ -1,7 +1,7 @@
 """The champion: one deployable model made of a configuration's k fold models.
 
 :class:`Champion` is an MLflow ``PythonModel``. Its input is a batch of images already prepared
-as in training: float32, shape ``(N, S, S, C)`` (or ``(N, S, S)`` for one channel), intensities
+as in training: float32, shape ``(N, S, S, C)``, intensities
 in [0, 1] by the study's ``data.intensity`` rule, ``S`` = ``data.image_size``; ``segsweep
 predict`` does that preparation and maps masks back to each image's original size. Its output is
 the lesion masks, uint8 ``(N, S, S)`` in {0, 1}: the fold models' probabilities averaged (and,

@@ -101,6 +101,8 @@ def run_fold_trial(
         )
         tracker.set_tags(run_id, package_versions())
         tracker.log_text(run_id, dump_toml(cfg), "study.toml")
+        if fd.split_doc is not None:
+            tracker.log_text(run_id, json.dumps(fd.split_doc, indent=1), "split.json")
         logger = LogToMlflow(tracker, run_id, fd, cfg)
         monitor = DiagnosisMonitor(Rules(), prune_collapsed=False)
         result = guarded_fit(params, fd, cfg, seed, [monitor], logger, keep_best=False)

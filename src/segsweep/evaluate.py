@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from segsweep.metrics import LesionCounts, hd95, label_lesions, lesion_counts, lesion_scores
 
@@ -69,7 +68,7 @@ def count_images(
     probs: Sequence[np.ndarray],
     *,
     threshold: float = 0.5,
-    match_dilation: int = 0,
+    match_dilation: int | Sequence[int] = 0,
     min_lesion_px: int | Sequence[int] = 0,
     min_component_px: int | Sequence[int] = 0,
 ) -> ImageCounts:
@@ -77,15 +76,15 @@ def count_images(
 
     ``min_component_px`` removes predicted components smaller than that before scoring (the
     post-processing finalize may choose). Either minimum may be one number per image (sizes
-    defined at the model's resolution, scaled to each image's own).
+    defined at the model's resolution, scaled to each image's own), and so may the dilation.
     """
     n = len(truths)
-    lesion_min = [min_lesion_px] * n if isinstance(min_lesion_px, int) else list(min_lesion_px)
-    comp_min = (
-        [min_component_px] * n if isinstance(min_component_px, int) else list(min_component_px)
-    )
+    per_image = [
+        [v] * n if isinstance(v, int) else list(v)
+        for v in (match_dilation, min_lesion_px, min_component_px)
+    ]
     rows = []
-    for truth, prob, min_lesion, min_comp in zip(truths, probs, lesion_min, comp_min, strict=True):
+    for truth, prob, dilation, min_lesion, min_comp in zip(truths, probs, *per_image, strict=True):
         truth = np.asarray(truth) > 0
         prob = np.asarray(prob, dtype=np.float64)
         pred = drop_small_components(prob > threshold, min_comp)
@@ -98,7 +97,7 @@ def count_images(
                 float(prob[truth].sum()),
                 float(truth.sum() + prob.sum()),
                 hd95(truth, pred),
-                lesion_counts(truth, pred, match_dilation=match_dilation, min_lesion_px=min_lesion),
+                lesion_counts(truth, pred, match_dilation=dilation, min_lesion_px=min_lesion),
             )
         )
     columns = list(zip(*rows, strict=True)) if rows else [()] * 8
@@ -156,11 +155,3 @@ def bootstrap_ci(
     values = [objective_value(c.take(rng.integers(0, len(c), len(c))), objective) for _ in range(n)]
     lo, hi = np.percentile(values, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return float(lo), float(hi)
-
-
-def resize_prob(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A probability map resized bilinearly to ``shape`` (height, width)."""
-    if prob.shape == tuple(shape):
-        return prob
-    zoom = (shape[0] / prob.shape[0], shape[1] / prob.shape[1])
-    return np.clip(ndimage.zoom(prob, zoom, order=1, grid_mode=True, mode="nearest"), 0, 1)

@@ -139,8 +139,8 @@ class LesionCounts:
 
     true: int = 0  # true lesions scored (at least min_lesion_px pixels)
     found: int = 0  # scored true lesions matched by some predicted component
-    pred: int = 0  # predicted components
-    pred_matched: int = 0  # predicted components that touch some true lesion
+    pred: int = 0  # predicted components (but those touching only lesions too small to score)
+    pred_matched: int = 0  # predicted components that touch some scored true lesion
     dice_sum: float = 0.0  # Σ Dice of each scored true lesion with the components matching it
 
     @property
@@ -165,6 +165,8 @@ def matched_pairs(true_lab: np.ndarray, pred_lab: np.ndarray, dilation: int) -> 
     pairs = []
     for dy in range(-dilation, dilation + 1):
         for dx in range(-dilation, dilation + 1):
+            if abs(dy) >= h or abs(dx) >= w:
+                continue  # a shift past the image's edge overlaps nothing
             t = true_lab[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
             p = pred_lab[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
             both = (t > 0) & (p > 0)
@@ -183,18 +185,20 @@ def lesion_counts(
     """Lesion tallies of one boolean ``(H, W)`` pair.
 
     True lesions below ``min_lesion_px`` are left out of the scores but still match: a
-    component touching only such a lesion is neither found nor a false positive (BraTS).
+    component touching only such a lesion is neither a hit nor a false positive, so it leaves
+    precision alone (BraTS counts it as no false positive).
     """
     true_lab, n_true = label_lesions(truth)
     pred_lab, n_pred = label_lesions(pred)
-    if n_true == 0 or n_pred == 0:
-        scored = int((np.bincount(true_lab.ravel())[1:] >= min_lesion_px).sum())
-        return LesionCounts(true=scored, pred=n_pred)
     true_size = np.bincount(true_lab.ravel(), minlength=n_true + 1)
-    pred_size = np.bincount(pred_lab.ravel(), minlength=n_pred + 1)
-    pairs = matched_pairs(true_lab, pred_lab, match_dilation)
     scored = true_size >= min_lesion_px
     scored[0] = False
+    if n_true == 0 or n_pred == 0:
+        return LesionCounts(true=int(scored.sum()), pred=n_pred)
+    pred_size = np.bincount(pred_lab.ravel(), minlength=n_pred + 1)
+    pairs = matched_pairs(true_lab, pred_lab, match_dilation)
+    hits = np.unique(pairs[scored[pairs[:, 0]], 1])  # components touching a scored lesion
+    touching_small_only = len(np.unique(pairs[:, 1])) - len(hits)
     # Every component touching lesion i is merged before scoring it; components are disjoint,
     # so the union's size is the sum of theirs, and its overlap with i is i's predicted pixels.
     union = np.bincount(pairs[:, 0], weights=pred_size[pairs[:, 1]], minlength=n_true + 1)
@@ -205,8 +209,8 @@ def lesion_counts(
     return LesionCounts(
         true=int(scored.sum()),
         found=int((found & scored).sum()),
-        pred=n_pred,
-        pred_matched=len(np.unique(pairs[:, 1])),
+        pred=n_pred - touching_small_only,
+        pred_matched=len(hits),
         dice_sum=float(dice[scored].sum()),
     )
 

@@ -171,6 +171,10 @@ def run_trial(
 ) -> TrialOutcome:
     """Run the asked trial ``trial_id`` to its end and tell Optuna; never leaves it RUNNING."""
     trial = optuna.trial.Trial(study, trial_id)
+    if study.study_name.endswith(".finalize") and "fold" not in trial.user_attrs:
+        # another host's finalize took the queued folds first: nothing is left to train
+        study.tell(trial, state=TrialState.FAIL)
+        return TrialOutcome(trial.number, "FAIL", None, "no fold left to train")
     if "fold" in trial.user_attrs:  # a cross-validation fold queued by `study finalize`
         from segsweep.cvtrial import run_fold_trial
 

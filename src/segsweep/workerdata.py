@@ -83,4 +83,5 @@ def fold_data(data: WorkerData, fold_of: dict[str, int], fold: int) -> WorkerDat
         cases=pick_cases(split.val_y),
         val_stems=tuple(s for s, h in zip(stems, held, strict=True) if h),
         train_stems=tuple(s for s, h in zip(stems, held, strict=True) if not h),
+        split_doc=data.split_doc,
     )

@@ -272,6 +272,11 @@ def _browse_lines(tracking_uri: str, experiment_id: str) -> list[str]:
 )
 @click.option("--gpus", default=None, metavar="0,1", help="one worker per listed GPU")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.option(
+    "--rescore",
+    is_flag=True,
+    help="finalize again a study whose test set was scored already",
+)
 @storage_option
 @tracking_option
 def study_finalize(
@@ -281,6 +286,7 @@ def study_finalize(
     workers: int | None,
     gpus: str | None,
     as_json: bool,
+    rescore: bool,
     storage: str | None,
     tracking_uri: str | None,
 ) -> None:
@@ -294,7 +300,13 @@ def study_finalize(
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
         doc = finalize(
-            cfg, storage=storage_url(cfg), top=top, folds=folds, specs=specs, progress=say
+            cfg,
+            storage=storage_url(cfg),
+            top=top,
+            folds=folds,
+            specs=specs,
+            progress=say,
+            rescore=rescore,
         )
     except KeyboardInterrupt:
         click.echo(

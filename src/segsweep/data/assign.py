@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,9 +64,9 @@ def _has_lesion(pairs: list[Pair], threshold: float) -> np.ndarray:
 
 def file_digests(pairs: list[Pair], root: Path) -> dict[str, str]:
     """sha256 of every image and mask, keyed by its path relative to ``root``'s parent folder."""
-    base = Path(root).resolve().parent
-    return {
-        str(path.resolve().relative_to(base)): hashlib.sha256(path.read_bytes()).hexdigest()
+    base = Path(root).absolute().parent
+    return {  # not resolved: an image may be a link to a file anywhere
+        os.path.relpath(path.absolute(), base): hashlib.sha256(path.read_bytes()).hexdigest()
         for pair in pairs
         for path in (pair.image, pair.mask)
     }
@@ -156,10 +157,19 @@ def fold_of(
             f"{folds}-fold cross-validation needs at least {folds} groups; found "
             f"{len(set(groups))} among {len(stems)} images"
         )
+    # stratify by lesion presence only when each kind can fill every fold
+    kinds = np.bincount(np.asarray(has_lesion, dtype=int), minlength=2)
+    y = has_lesion if kinds.min() >= folds else np.zeros(len(stems), dtype=int)
     cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     out: dict[str, int] = {}
     with warnings.catch_warnings():  # too few of one kind for k folds: stratify what we can
         warnings.simplefilter("ignore", UserWarning)
-        for k, (_, held) in enumerate(cv.split(np.zeros(len(stems)), has_lesion, groups)):
+        for k, (_, held) in enumerate(cv.split(np.zeros(len(stems)), y, groups)):
             out.update({stems[i]: k for i in held})
+    empty = sorted(set(range(folds)) - set(out.values()))
+    if empty:
+        raise DataError(
+            f"{folds}-fold cross-validation left fold {empty[0]} empty ({len(stems)} images in "
+            f"{len(set(groups))} groups); use fewer --folds"
+        )
     return out

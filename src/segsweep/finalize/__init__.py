@@ -19,6 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,13 @@ def finalize(
     folds: int,
     specs: list[WorkerSpec],
     progress: Callable[[str], None] = print,
+    rescore: bool = False,
 ) -> dict[str, Any]:
-    """Cross-validate, choose, register and test; returns the ``--json`` document."""
+    """Cross-validate, choose, register and test; returns the ``--json`` document.
+
+    A study whose test set was scored already is refused unless ``rescore``: a test set used
+    twice to decide is no longer a number no selection touched.
+    """
     from segsweep.runner import coordinate
 
     if top < 1 or folds < 2:
@@ -86,7 +92,10 @@ def finalize(
     cfg = cfg.replace(**{"search.objective": objective})
     check_data_unchanged(study, cfg)
     assignment = study_assignment(study)
+    _refuse_second_test(study, rescore)
     candidates = distinct_top(study, top)
+    for t in candidates:
+        _full_params(t, cfg)  # fail now, not after hours of cross-validation
     comp = companion(study)
     stems = pool_stems(cfg, assignment)
     fold_map = ensure_folds(comp, cfg, stems, folds)
@@ -127,7 +136,8 @@ def finalize(
                 study_name=comp.study_name,
             )
             coordinate(plan, specs, waiting, progress=progress)
-        doc = _conclude(cfg, study, comp, candidates, stems, fold_map, folds, tracker, parent)
+        pool = _pool(cfg, stems, fold_map)
+        doc = _conclude(cfg, study, comp, candidates, pool, folds, tracker, parent)
     except KeyboardInterrupt:
         _end(tracker, comp, parent, "KILLED")
         raise
@@ -136,6 +146,28 @@ def finalize(
         raise
     _end(tracker, comp, parent, "FINISHED")
     return doc
+
+
+def _refuse_second_test(study: Any, rescore: bool) -> None:
+    done = study.user_attrs.get(CHAMPION_ATTR)
+    test = json.loads(done).get("test") if done else None
+    if test is not None and not rescore:
+        raise StudyError(
+            f"study '{study.study_name}' was finalized already and its test set scored once "
+            f"({test['value']:.4f}); `study status --json` shows the champion. Pass --rescore "
+            "to cross-validate and score again (the test value then no longer stands untouched)"
+        )
+
+
+def _full_params(trial: Any, cfg: Config) -> dict:
+    """The trial's parameters with the fixed ones, as a worker will train them."""
+    try:
+        return suggest(optuna.trial.FixedTrial(trial.params), cfg.space)
+    except ValueError as err:  # the settings' space changed after the search
+        raise StudyError(
+            f"trial {trial.number}'s parameters no longer fit the study's space ({err}); "
+            "restore the space in studies/NAME.toml"
+        ) from None
 
 
 def _end(tracker: Tracker, comp: Any, parent: str, status: str) -> None:
@@ -171,18 +203,18 @@ def _flops(params: dict, cfg: Config, channels: int) -> int:
     )
 
 
-def _conclude(
-    cfg: Config,
-    study: Any,
-    comp: Any,
-    trials: list,
-    stems: list[str],
-    fold_map: dict[str, int],
-    folds: int,
-    tracker: Tracker,
-    parent: str,
-) -> dict[str, Any]:
-    objective = cfg.search.objective
+@dataclass(frozen=True)
+class _Pool:
+    """The cross-validated images: their stems, masks at the model's resolution and folds."""
+
+    stems: list[str]
+    truth: np.ndarray
+    fold: np.ndarray
+    channels: int
+    scoring: dict  # threshold, match_dilation, min_lesion_px
+
+
+def _pool(cfg: Config, stems: list[str], fold_map: dict[str, int]) -> _Pool:
     ds = load_dataset(
         Path(cfg.data.dir),
         image_size=cfg.data.image_size,
@@ -193,51 +225,69 @@ def _conclude(
         only=set(stems),
     )
     index = {s: i for i, s in enumerate(ds.stems)}
-    truth = np.stack([ds.masks[index[s]][..., 0] > 0 for s in stems])
-    fold = np.array([fold_map[s] for s in stems])
-    kw = {
-        "threshold": cfg.train.threshold,
-        "match_dilation": cfg.metrics.match_dilation,
-        "min_lesion_px": cfg.metrics.min_lesion_px,
-    }
-    workdir = Path(tempfile.mkdtemp(prefix="segsweep-finalize-"))
-    probs, candidates = {}, []
-    for t in trials:
-        params = suggest(optuna.trial.FixedTrial(t.params), cfg.space)  # fixed ones included
-        runs = fold_runs(comp, t, folds)
-        plain, tta, models = _oof(tracker.client, runs, stems, workdir)
-        probs[t.number] = (plain, tta, models)
-        candidates.append(
-            Candidate(
-                t.number,
-                params,
-                float(t.value),
-                _flops(params, cfg, ds.channels),
-                cv_score(truth, plain, fold, objective, **kw),
-            )
-        )
-    champion, p_values, why = choose_champion(candidates, objective)
-    plain, tta, models = probs[champion.trial]
-    with_tta = cv_score(truth, tta, fold, objective, **kw)
-    use_tta = with_tta.mean > champion.score.mean
-    chosen = tta if use_tta else plain
-    min_px, by_size = choose_postprocessing(truth, chosen, fold, objective, **kw)
-    final = cv_score(truth, chosen, fold, objective, min_component_px=min_px, **kw)
-    settings = ChampionSettings(
-        image_size=cfg.data.image_size,
+    return _Pool(
+        stems=stems,
+        truth=np.stack([ds.masks[index[s]][..., 0] > 0 for s in stems]),
+        fold=np.array([fold_map[s] for s in stems]),
         channels=ds.channels,
-        intensity=cfg.data.intensity,
-        resize=cfg.data.resize,
-        threshold=cfg.train.threshold,
-        tta=use_tta,
-        min_component_px=min_px,
-        trial=champion.trial,
-        study=cfg.study.name,
+        scoring={
+            "threshold": cfg.train.threshold,
+            "match_dilation": cfg.metrics.match_dilation,
+            "min_lesion_px": cfg.metrics.min_lesion_px,
+        },
     )
-    model_uri, version = log_champion(
-        parent, tracker.uri, models, settings, registered_name=study.study_name, workdir=workdir
-    )
-    model = _loaded(models, settings)
+
+
+def _candidates(cfg, comp, trials, pool: _Pool, folds: int, tracker, workdir: Path):  # noqa: ANN001
+    """Each trial's CV score from its out-of-fold predictions, and those predictions."""
+    objective, probs, candidates = cfg.search.objective, {}, []
+    for t in trials:
+        params = _full_params(t, cfg)
+        plain, tta, models = _oof(tracker.client, fold_runs(comp, t, folds), pool.stems, workdir)
+        probs[t.number] = (plain, tta, models)
+        score = cv_score(pool.truth, plain, pool.fold, objective, **pool.scoring)
+        flops = _flops(params, cfg, pool.channels)
+        candidates.append(Candidate(t.number, params, float(t.value), flops, score))
+    return candidates, probs
+
+
+def _conclude(
+    cfg: Config,
+    study: Any,
+    comp: Any,
+    trials: list,
+    pool: _Pool,
+    folds: int,
+    tracker: Tracker,
+    parent: str,
+) -> dict[str, Any]:
+    objective, kw = cfg.search.objective, pool.scoring
+    with tempfile.TemporaryDirectory(prefix="segsweep-finalize-") as tmp:
+        workdir = Path(tmp)
+        candidates, probs = _candidates(cfg, comp, trials, pool, folds, tracker, workdir)
+        champion, p_values, why = choose_champion(candidates, objective)
+        plain, tta, models = probs[champion.trial]
+        with_tta = cv_score(pool.truth, tta, pool.fold, objective, **kw)
+        use_tta = with_tta.mean > champion.score.mean
+        chosen = tta if use_tta else plain
+        min_px, by_size = choose_postprocessing(pool.truth, chosen, pool.fold, objective, **kw)
+        final = cv_score(pool.truth, chosen, pool.fold, objective, min_component_px=min_px, **kw)
+        settings = ChampionSettings(
+            image_size=cfg.data.image_size,
+            channels=pool.channels,
+            intensity=cfg.data.intensity,
+            resize=cfg.data.resize,
+            threshold=cfg.train.threshold,
+            tta=use_tta,
+            min_component_px=min_px,
+            trial=champion.trial,
+            study=cfg.study.name,
+        )
+        model_uri, version = log_champion(
+            parent, tracker.uri, models, settings, registered_name=study.study_name,
+            workdir=workdir,
+        )  # fmt: skip
+        model = _loaded(models, settings)
     assignment = study_assignment(study)
     test = score_test(cfg, assignment, model, objective) if assignment and assignment.test else None
     doc = document(

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from segsweep.config import Config
 from segsweep.data.assign import Assignment, fold_of
 from segsweep.data.io import find_pairs, read_mask
-from segsweep.errors import StudyError
+from segsweep.errors import DataError, StudyError
 from segsweep.study import FOLDS_ATTR
 
 __all__ = [
@@ -81,6 +81,12 @@ def pool_stems(cfg: Config, assignment: Assignment | None) -> list[str]:
 def ensure_folds(comp: optuna.Study, cfg: Config, stems: list[str], folds: int) -> dict[str, int]:
     """Each pool image's fold for ``folds``-fold CV, made once and stored on the companion."""
     stored = json.loads(comp.user_attrs.get(FOLDS_ATTR, "{}"))
+    if str(folds) in stored and set(stems) - set(stored[str(folds)]):
+        new = sorted(set(stems) - set(stored[str(folds)]))
+        raise DataError(
+            f"{len(new)} image(s) joined the data after this study's {folds}-fold split was made "
+            f"(e.g. {new[0]!r}); restore the data, or create a new study for it"
+        )
     if str(folds) not in stored:
         masks = {p.stem: p.mask for p in find_pairs(Path(cfg.data.dir))}
         has_lesion = np.array(
@@ -105,18 +111,26 @@ def _key(t: FrozenTrial) -> tuple[int, int, int] | None:
 
 
 def queue_folds(comp: optuna.Study, candidates: list[FrozenTrial], folds: int) -> int:
-    """Enqueue every (candidate, fold) without a completed or already queued trial; returns
-    how many fold trials are waiting to run."""
-    have = {
-        _key(t)
-        for t in comp.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.WAITING))
-    }
+    """Enqueue every (candidate, fold) this finalize needs that is neither completed, running
+    nor queued; returns how many of them wait to run.
+
+    Folds queued by an earlier, interrupted finalize with other ``--top``/``--folds`` are failed
+    here, so the workers train only what this one needs.
+    """
+    wanted = {(c.number, f, folds) for c in candidates for f in range(folds)}
+    keep = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+    have = {_key(t) for t in comp.get_trials(deepcopy=False, states=keep)}
     for cand in candidates:
         for fold in range(folds):
             if (cand.number, fold, folds) not in have:
                 attrs = {"finalize_of": cand.number, "fold": fold, "folds": folds}
                 comp.enqueue_trial(dict(cand.params), user_attrs=attrs)
-    return len(comp.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    waiting = comp.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    for t in waiting:
+        if _key(t) not in wanted:
+            comp._storage.set_trial_user_attr(t._trial_id, "reason", "not asked for by finalize")
+            comp._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return sum(_key(t) in wanted for t in waiting)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,8 @@ def render(doc: dict[str, Any]) -> str:
             f" -> test {c['test']['value']:.4f} (95 % CI {c['test']['ci95'][0]:.4f}–"
             f"{c['test']['ci95'][1]:.4f}, {c['test']['n_images']} images)"
             if c["test"]
-            else " (no test set: this study was created before segsweep kept one)"
+            else " (no test set: data.test_fraction = 0, or the study was created before segsweep"
+            " kept one)"
         )
     )
     if c["test"]:

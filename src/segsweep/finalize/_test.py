@@ -2,8 +2,8 @@
 
 What a researcher would score is what ``segsweep predict`` writes: every test image prepared as
 in training, the champion's probability mapped back to the image's own size, thresholded and
-post-processed there, against the original mask. The lesion-wise size thresholds are defined at
-the model's resolution and scaled to each image's.
+post-processed there, against the original mask. The lesion-wise size threshold and matching
+dilation are defined at the model's resolution and scaled to each image's.
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ def _test_pairs(cfg: Config, assignment: Assignment) -> list:
     return [p for p in find_pairs(folder) if p.stem in wanted]
 
 
-def _scaled(min_px: int, size: tuple[int, int], cfg: Config) -> int:
+def _scale(size: tuple[int, int], cfg: Config) -> float:
+    """How many of this image's pixels one model pixel covers, along a side."""
     _, _, h, w = content_box(*size, cfg.data.image_size, cfg.data.resize)
-    return round(min_px * size[0] * size[1] / (h * w))
+    return float(np.sqrt(size[0] * size[1] / (h * w)))
 
 
 def score_test(
@@ -76,6 +77,7 @@ def score_test(
     masks = [champion_mask(p, size, s) for p, size in zip(prob, sizes, strict=True)]
     counts = _counts(cfg, truths, masks, sizes)
     metrics = set_metrics(counts)
+    del metrics["dsc_soft"]  # scored on the written 0/1 masks: it would equal dsc_global
     # The ensemble's own contribution, before TTA and post-processing: each fold model alone
     # against their average, on the same test images.
     plain = {**s.__dict__, "tta": False, "min_component_px": 0}
@@ -103,6 +105,6 @@ def _counts(cfg: Config, truths: list, masks: list, sizes: list) -> ImageCounts:
         truths,
         [m / 255.0 for m in masks],
         threshold=0.5,
-        match_dilation=cfg.metrics.match_dilation,
-        min_lesion_px=[_scaled(cfg.metrics.min_lesion_px, size, cfg) for size in sizes],
+        match_dilation=[round(cfg.metrics.match_dilation * _scale(z, cfg)) for z in sizes],
+        min_lesion_px=[round(cfg.metrics.min_lesion_px * _scale(z, cfg) ** 2) for z in sizes],
     )
