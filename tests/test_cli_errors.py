@@ -62,7 +62,11 @@ def test_version():
 def test_create_writes_settings_and_journal(workdir, phantoms):
     result = create("s1", phantoms, "data.image_size=32")
     assert "data: 12 image/mask pairs" in result.output
-    assert sorted(p.name for p in (workdir / "studies").iterdir()) == ["s1.journal", "s1.toml"]
+    assert sorted(p.name for p in (workdir / "studies").iterdir()) == [
+        "s1.journal",
+        "s1.split.json",
+        "s1.toml",
+    ]
     assert "image_size = 32" in (workdir / "studies" / "s1.toml").read_text()
 
 

@@ -193,7 +193,7 @@ def test_cli_importances_rank_the_one_parameter_that_decides_a_maximised_value(
     out = segsweep(tmp_path, "study", "report", "imp")
     assert "wrote 4 files" in out.stdout, out.stdout  # no per-epoch values: 3 plots
     text = (tmp_path / "reports" / "imp" / "summary.md").read_text()
-    assert "val_dsc (hard lesion Dice per image), maximised." in text
+    assert "val_dsc (hard lesion Dice per image, averaged over images), maximised" in text
     section = text.split("## Parameter importances")[1].split("##")[0]
     rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ")]
     ranked = [(name.strip(), float(share)) for name, share in rows[2:]]  # past the header

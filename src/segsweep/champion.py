@@ -14,6 +14,8 @@ installed, and serves with ``mlflow models serve``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import warnings
@@ -81,37 +83,42 @@ def champion_mask(
     return np.where(kept, 255, 0).astype(np.uint8)
 
 
-class Champion(mlflow.pyfunc.PythonModel):
-    """Fold ensemble + optional flip TTA + small-component removal, as one pyfunc model."""
+with contextlib.redirect_stderr(io.StringIO()):
+    # MLflow asks for type hints on predict to infer a signature from them; the input is an
+    # array of images, not records, and the signature logged with the model documents it.
+    # (MLflow resets the warning filters around that check, so only its output can be hushed.)
 
-    def load_context(self, context: Any) -> None:
-        import keras
+    class Champion(mlflow.pyfunc.PythonModel):
+        """Fold ensemble + optional flip TTA + small-component removal, as one pyfunc model."""
 
-        arts = context.artifacts
-        self.settings = ChampionSettings(**json.loads(Path(arts["settings"]).read_text()))
-        folds = sorted(k for k in arts if k.startswith("fold_"))
-        self.nets = [keras.saving.load_model(arts[k], compile=False) for k in folds]
+        def load_context(self, context: Any) -> None:
+            import keras
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.asarray(batch, np.float32)
-        if batch.ndim == 3:
-            batch = batch[..., None]
-        s = self.settings
-        if batch.ndim != 4 or batch.shape[1:] != (s.image_size, s.image_size, s.channels):
-            raise ValueError(
-                f"the champion takes float32 images of shape (N, {s.image_size}, {s.image_size}, "
-                f"{s.channels}) in [0, 1]. Got {batch.shape} instead."
-            )
-        return ensemble_probabilities(self.nets, batch, tta=s.tta)
+            arts = context.artifacts
+            self.settings = ChampionSettings(**json.loads(Path(arts["settings"]).read_text()))
+            folds = sorted(k for k in arts if k.startswith("fold_"))
+            self.nets = [keras.saving.load_model(arts[k], compile=False) for k in folds]
 
-    def masks_from(self, prob: np.ndarray) -> np.ndarray:
-        s = self.settings
-        return np.stack(
-            [drop_small_components(p > s.threshold, s.min_component_px) for p in prob]
-        ).astype(np.uint8)
+        def probabilities(self, batch: np.ndarray) -> np.ndarray:
+            batch = np.asarray(batch, np.float32)
+            if batch.ndim == 3:
+                batch = batch[..., None]
+            s = self.settings
+            if batch.ndim != 4 or batch.shape[1:] != (s.image_size, s.image_size, s.channels):
+                raise ValueError(
+                    f"the champion takes float32 images of shape (N, {s.image_size}, "
+                    f"{s.image_size}, {s.channels}) in [0, 1]. Got {batch.shape} instead."
+                )
+            return ensemble_probabilities(self.nets, batch, tta=s.tta)
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001 - MLflow reads hints
-        return self.masks_from(self.probabilities(np.asarray(model_input)))
+        def masks_from(self, prob: np.ndarray) -> np.ndarray:
+            s = self.settings
+            return np.stack(
+                [drop_small_components(p > s.threshold, s.min_component_px) for p in prob]
+            ).astype(np.uint8)
+
+        def predict(self, context, model_input, params=None):  # noqa: ANN001 - MLflow reads hints
+            return self.masks_from(self.probabilities(np.asarray(model_input)))
 
 
 def log_champion(

@@ -28,6 +28,7 @@ from segsweep.errors import DataError, StudyError
 __all__ = [
     "STUDIES_DIR",
     "check_data_unchanged",
+    "check_not_finalized",
     "create_study",
     "check_objective",
     "find_study_name",
@@ -231,6 +232,18 @@ def record_objective(study: optuna.Study, cfg: Config) -> None:
     check_objective(study, cfg)
     if study_objective(study) != cfg.search.objective:
         study.set_user_attr(CONFIG_ATTR, dump_toml(cfg))
+
+
+def check_not_finalized(study: optuna.Study, *, rescore: bool) -> None:
+    """A test set is scored once: refuse a second ``finalize`` unless ``rescore``."""
+    done = study.user_attrs.get(CHAMPION_ATTR)
+    test = json.loads(done).get("test") if done else None
+    if test is not None and not rescore:
+        raise StudyError(
+            f"study '{study.study_name}' was finalized already and its test set scored once "
+            f"({test['value']:.4f}); `study status --json` shows the champion. Pass --rescore "
+            "to cross-validate and score again (the test value then no longer stands untouched)"
+        )
 
 
 def find_study_name(studies_dir: Path = STUDIES_DIR) -> str:

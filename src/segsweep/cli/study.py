@@ -291,12 +291,15 @@ def study_finalize(
     tracking_uri: str | None,
 ) -> None:
     """Cross-validate the best configurations, register a champion, score the test set once."""
-    from segsweep.finalize import finalize, render
     from segsweep.runner import worker_specs
-    from segsweep.study import storage_url
+    from segsweep.study import check_not_finalized, load_study, storage_url
 
     cfg = resolve_study(name, storage, tracking_uri)
     specs = worker_specs(workers=workers, gpus=gpus)
+    # refused before the modelling code (and TensorFlow) loads: the answer is one line
+    check_not_finalized(load_study(cfg.study.name, storage_url(cfg)), rescore=rescore)
+    from segsweep.finalize import finalize, render
+
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
         doc = finalize(

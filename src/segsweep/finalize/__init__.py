@@ -58,6 +58,7 @@ from segsweep.space import suggest
 from segsweep.study import (
     CHAMPION_ATTR,
     check_data_unchanged,
+    check_not_finalized,
     load_study,
     study_assignment,
     study_objective,
@@ -92,7 +93,7 @@ def finalize(
     cfg = cfg.replace(**{"search.objective": objective})
     check_data_unchanged(study, cfg)
     assignment = study_assignment(study)
-    _refuse_second_test(study, rescore)
+    check_not_finalized(study, rescore=rescore)
     candidates = distinct_top(study, top)
     for t in candidates:
         _full_params(t, cfg)  # fail now, not after hours of cross-validation
@@ -146,17 +147,6 @@ def finalize(
         raise
     _end(tracker, comp, parent, "FINISHED")
     return doc
-
-
-def _refuse_second_test(study: Any, rescore: bool) -> None:
-    done = study.user_attrs.get(CHAMPION_ATTR)
-    test = json.loads(done).get("test") if done else None
-    if test is not None and not rescore:
-        raise StudyError(
-            f"study '{study.study_name}' was finalized already and its test set scored once "
-            f"({test['value']:.4f}); `study status --json` shows the champion. Pass --rescore "
-            "to cross-validate and score again (the test value then no longer stands untouched)"
-        )
 
 
 def _full_params(trial: Any, cfg: Config) -> dict:
