@@ -20,7 +20,7 @@ import numpy as np
 import optuna
 
 from segsweep.callbacks import LogToMlflow
-from segsweep.config import Config, dump_toml
+from segsweep.config import Config
 from segsweep.diagnose import DiagnosisMonitor, Rules
 from segsweep.errors import TrialFailed
 from segsweep.objective import (
@@ -30,11 +30,12 @@ from segsweep.objective import (
     _start_run,
     best_epoch_metrics,
     guarded_fit,
+    log_setup,
 )
 from segsweep.recovery import FOLD_ATTRS
 from segsweep.space import suggest
 from segsweep.study import FOLDS_ATTR
-from segsweep.tracking import Tracker, package_versions
+from segsweep.tracking import Tracker
 from segsweep.train import predict_padded
 from segsweep.workerdata import WorkerData, fold_data
 
@@ -96,13 +97,8 @@ def run_fold_trial(
     try:
         fd = fold_data(data, fold_of, fold)
         params = suggest(trial, cfg.space)
-        tracker.log_params(
-            run_id, {**_run_params(cfg, params, fd, seed), "fold": fold, "folds": folds}
-        )
-        tracker.set_tags(run_id, package_versions())
-        tracker.log_text(run_id, dump_toml(cfg), "study.toml")
-        if fd.split_doc is not None:
-            tracker.log_text(run_id, json.dumps(fd.split_doc, indent=1), "split.json")
+        run_params = {**_run_params(cfg, params, fd, seed), "fold": fold, "folds": folds}
+        log_setup(tracker, run_id, cfg, run_params, fd)
         logger = LogToMlflow(tracker, run_id, fd, cfg)
         monitor = DiagnosisMonitor(Rules(), prune_collapsed=False)
         result = guarded_fit(params, fd, cfg, seed, [monitor], logger, keep_best=False)

@@ -156,6 +156,17 @@ def _start_run(
     return run_id
 
 
+def log_setup(
+    tracker: Tracker, run_id: str, cfg: Config, params: dict[str, Any], data: WorkerData
+) -> None:
+    """What every trial run records before it trains: params, versions, settings, the split."""
+    tracker.log_params(run_id, params)
+    tracker.set_tags(run_id, package_versions())
+    tracker.log_text(run_id, dump_toml(cfg), "study.toml")
+    if data.split_doc is not None:
+        tracker.log_text(run_id, json.dumps(data.split_doc, indent=1), "split.json")
+
+
 def run_trial(
     study: optuna.Study,
     trial_id: int,
@@ -204,11 +215,7 @@ def run_trial(
         on_start(trial.number, run_id)
     try:
         params = suggest(trial, cfg.space)
-        tracker.log_params(run_id, _run_params(cfg, params, data, seed))
-        tracker.set_tags(run_id, package_versions())
-        tracker.log_text(run_id, dump_toml(cfg), "study.toml")
-        if data.split_doc is not None:
-            tracker.log_text(run_id, json.dumps(data.split_doc, indent=1), "split.json")
+        log_setup(tracker, run_id, cfg, _run_params(cfg, params, data, seed), data)
         logger = LogToMlflow(tracker, run_id, data, cfg)
         result, watch = _train(trial, params, data, cfg, seed, logger)
         logger.log_overlay("final")
