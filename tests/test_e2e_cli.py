@@ -45,6 +45,18 @@ def test_status_json_counts_both_trials(finished_study: Path) -> None:
     assert status["states"]["RUNNING"] == 0
     assert status["best"]["mlflow_run_id"]
     assert 0.0 <= status["best"]["value"] <= 1.0
+    assert status["default"]["number"] == 0  # search.default_first: the default runs first
+    text = segsweep(finished_study, "study", "status").stdout
+    assert "(the default configuration)" in text or "default configuration: trial 0" in text
+
+
+def test_the_first_trial_is_the_default_configuration(finished_study: Path) -> None:
+    from procs import load
+
+    first, second = load(finished_study, "tiny").get_trials()
+    assert first.user_attrs["default"] is True and "default" not in second.user_attrs
+    assert first.params["loss"] == "dice_ce" and first.params["batch_norm"] is True
+    assert first.params["lr"] == 1e-3 and first.params["schedule"] == "poly"
 
 
 def test_every_trial_is_an_mlflow_child_run_with_the_loss_split(finished_study: Path) -> None:
@@ -62,6 +74,7 @@ def test_every_trial_is_an_mlflow_child_run_with_the_loss_split(finished_study: 
     for run in children:
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags.get("default") == ("true" if run.info.run_name == "trial-0" else None)
         history = {
             k: [m.value for m in client.get_metric_history(run.info.run_id, k)]
             for k in ("loss", "loss_data", "loss_l2", "val_dsc", "val_pred_fg", "lr")

@@ -16,6 +16,8 @@ def test_enqueued_baseline_runs_first_and_reruns_report_the_spread(tmp_path: Pat
         tmp_path,
         "q",
         "--set",
+        "search.default_first=false",  # the user's baseline is the study's first trial here
+        "--set",
         "train.epochs=1",
         "--set",
         "space.dropout=[0.0, 0.5]",

@@ -141,6 +141,7 @@ def _start_run(
             "device": device,
             "study": trial.study.study_name,
             **({"retry_of": retry} if retry is not None else {}),
+            **({"default": "true"} if trial.user_attrs.get("default") else {}),
             **(tags or {}),
         },
     )

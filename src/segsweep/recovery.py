@@ -60,12 +60,13 @@ def _close_mlflow_run(trial: FrozenTrial, reason: str, status: str) -> None:
 # A cross-validation fold trial (``study finalize``) is its configuration and its fold: a retry
 # must train the same fold, so these attributes travel with it.
 FOLD_ATTRS = ("finalize_of", "fold", "folds")
+KEPT_ON_RETRY = (*FOLD_ATTRS, "default")  # a retried default trial is still the default
 
 
 def _retry_once(study: optuna.Study, trial: FrozenTrial) -> None:
     if "retry_of" in trial.user_attrs or not trial.params:
         return  # a retry that fails again is not retried; a trial with no params is not worth it
-    keep = {k: trial.user_attrs[k] for k in FOLD_ATTRS if k in trial.user_attrs}
+    keep = {k: trial.user_attrs[k] for k in KEPT_ON_RETRY if k in trial.user_attrs}
     study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number, **keep})
 
 

@@ -14,7 +14,25 @@ import optuna
 
 from segsweep.config import SpaceSettings
 
-__all__ = ["suggest", "fixed_params", "is_fixed"]
+__all__ = ["suggest", "fixed_params", "is_fixed", "default_params", "DEFAULT_CONFIG"]
+
+# The configuration a careful user trains first (``search.default_first``), as Auto-nnU-Net
+# samples nnU-Net's defaults first: whatever the search finds is then compared with it.
+# ``base_filters`` and ``depth`` take the median choice (the lower of two); ``dice_w2`` and
+# ``dice_reduction`` matter only when a space without dice_ce forces another loss.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "loss": "dice_ce",
+    "deep_supervision": False,
+    "dropout": 0.0,
+    "batch_norm": True,
+    "bn_momentum": 0.9,
+    "l2": 1e-5,
+    "lr": 1e-3,
+    "schedule": "poly",
+    "smooth": 1e-5,
+    "dice_reduction": "batch",
+    "dice_w2": 0.7,
+}
 
 
 def is_fixed(values: tuple) -> bool:
@@ -60,6 +78,31 @@ def suggest(trial: optuna.Trial, space: SpaceSettings) -> dict[str, Any]:
     if p["loss"] == "weighted_dice":
         p["dice_w2"] = _one(trial, space, "dice_w2")
     return p
+
+
+def _snap(name: str, value: Any, values: tuple) -> Any:
+    """``value`` moved into the space: the nearest numeric choice, else the first choice, or
+    clipped into a range."""
+    if _kind(name) != "choice":
+        low, high = sorted(float(v) for v in values[:2]) if len(values) > 1 else (values[0],) * 2
+        return min(max(float(value), low), high)
+    if value in values:
+        return value
+    numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if numeric and isinstance(value, int | float) and not isinstance(value, bool):
+        return min(numeric, key=lambda v: abs(v - value))
+    return values[0]
+
+
+def default_params(space: SpaceSettings) -> dict[str, Any]:
+    """The default configuration snapped into ``space`` (a fixed parameter keeps its value)."""
+    wanted = {
+        name: _snap(name, value, getattr(space, name)) for name, value in DEFAULT_CONFIG.items()
+    }
+    for name in ("base_filters", "depth"):
+        ordered = sorted(getattr(space, name))
+        wanted[name] = ordered[(len(ordered) - 1) // 2]
+    return suggest(optuna.trial.FixedTrial(wanted), space)
 
 
 def fixed_params(space: SpaceSettings, **chosen: Any) -> dict[str, Any]:

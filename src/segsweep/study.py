@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from segsweep.config import Config, config_from_dict, dump_toml
 from segsweep.data.assign import Assignment
@@ -53,6 +53,7 @@ GRACE_PERIOD = 90
 CONFIG_ATTR = "segsweep.config"
 ASSIGNMENT_ATTR = "segsweep.assignment"
 CHAMPION_ATTR = "segsweep.champion"
+DEFAULT_ATTR = "default"  # on the trial of the default configuration (search.default_first)
 FOLDS_ATTR = "segsweep.folds"  # on a finalize companion study: {"k": {stem: fold}} per k
 
 
@@ -146,7 +147,19 @@ def create_study(
     study.set_user_attr(CONFIG_ATTR, dump_toml(cfg))
     if assignment is not None and not exists:
         study.set_user_attr(ASSIGNMENT_ATTR, assignment.to_json())
+    if cfg.search.default_first and not exists:
+        enqueue_default(study, cfg)
     return study
+
+
+def enqueue_default(study: optuna.Study, cfg: Config) -> dict[str, Any]:
+    """Queue the default configuration (``segsweep.space.DEFAULT_CONFIG``) as the next trial."""
+    from segsweep.space import default_params, is_fixed
+
+    params = default_params(cfg.space)
+    searched = {k: v for k, v in params.items() if not is_fixed(getattr(cfg.space, k))}
+    study.enqueue_trial(searched, user_attrs={DEFAULT_ATTR: True})
+    return params
 
 
 def load_study(
@@ -274,6 +287,15 @@ def _best(study: optuna.Study) -> dict[str, Any] | None:
     }
 
 
+def _default(trials: list[FrozenTrial]) -> dict[str, Any] | None:
+    """The default configuration's trial (its retry, if the first try failed)."""
+    found = [t for t in trials if t.user_attrs.get(DEFAULT_ATTR)]
+    if not found:
+        return None
+    t = next((t for t in found if t.state == TrialState.COMPLETE), found[-1])
+    return {"number": t.number, "state": t.state.name, "value": t.value}
+
+
 def summary(study: optuna.Study) -> dict[str, Any]:
     """The ``study status --json`` document."""
     trials = study.get_trials(deepcopy=False)
@@ -285,6 +307,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "objective": study_objective(study),
         "states": states,
         "best": _best(study),
+        "default": _default(trials),
         "diagnoses": dict(sorted(diagnoses.items())),
         "champion": json.loads(study.user_attrs[CHAMPION_ATTR])
         if CHAMPION_ATTR in study.user_attrs

@@ -102,12 +102,25 @@ def print_best(result: dict) -> None:
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items()
     )
     objective = result.get("objective", "val_dsc")
+    default = result.get("default")
+    mark = " (the default configuration)" if default and default["number"] == best["number"] else ""
     click.echo(
-        f"best: trial {best['number']} {objective}={best['value']:.4f} "
+        f"best: trial {best['number']}{mark} {objective}={best['value']:.4f} "
         f"(MLflow run {best['mlflow_run_id']})\n  {params}"
     )
     if shown := metrics_line(best.get("metrics", {}), skip=objective):
         click.echo(f"  at its best epoch: {shown}")
+    if default and not mark:
+        click.echo(default_line(default, best["value"], objective))
+
+
+def default_line(default: dict, best_value: float, objective: str) -> str:
+    """How the search compares with the default configuration's trial."""
+    head = f"default configuration: trial {default['number']}"
+    if default["value"] is None:
+        return f"{head}, {default['state'].lower()}"
+    gain = best_value - default["value"]
+    return f"{head} {objective}={default['value']:.4f}; the best trial is {gain:+.4f} above it"
 
 
 SHOWN_METRICS = (

@@ -128,6 +128,12 @@ class SearchSettings:
         0, "seed of the sampler; trial n trains with seed + n", int_in(0, 2**31 - 1)
     )
     min_epochs: int = setting(1, "epochs a trial runs before it may be pruned", int_in(1, 10000))
+    default_first: bool = setting(
+        True,
+        "a new study's first trial is a sound default (dice_ce, batch norm, Adam 1e-3 with poly "
+        "decay, no dropout, the median network), tagged default=true; the search must beat it",
+        is_bool,
+    )
     prune_collapsed: bool = setting(
         True,
         "prune a trial that predicts no lesion pixel for several epochs while its loss falls",
