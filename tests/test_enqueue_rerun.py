@@ -60,4 +60,5 @@ def test_enqueue_refuses_a_value_outside_the_space(tmp_path: Path) -> None:
     make_study(tmp_path, "q2", "--set", "space.dropout=[0.0, 0.2]")
     out = segsweep(tmp_path, "study", "enqueue", "q2", "--set", "space.dropout=0.5", check=False)
     assert out.returncode == 2 and "lies outside the study's space" in out.stderr
-    assert load(tmp_path, "q2").get_trials() == []
+    (default,) = load(tmp_path, "q2").get_trials()  # only the default trial is queued
+    assert default.user_attrs == {"default": True}
