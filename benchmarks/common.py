@@ -64,9 +64,11 @@ class Sizes:
     trial_phantoms: int = 200
     # 4 search efficiency
     search_size: int = 64
-    search_phantoms: int = 80
-    search_budget: int = 54  # total epochs per search: 6 trials that are never pruned
-    search_max_epochs: int = 9  # epochs of a trial never pruned (rungs at epochs 1, 3, 9)
+    search_phantoms: int = 120
+    search_nuclei_train: int = 240  # of dsb2018_nuclei_96, to fit a CPU run
+    search_nuclei_val: int = 80
+    search_budget: int = 120  # total epochs per search: 10 trials that are never pruned
+    search_max_epochs: int = 12  # epochs of a trial never pruned (as in benchmarks.signals)
     search_seeds: tuple[int, ...] = (0, 1, 2)
     # 5 inference
     predict_size: int = 128
