@@ -52,7 +52,7 @@ def _pruners(epochs: int) -> dict[str, Callable[[], object]]:
 
 
 PRUNERS = tuple(_pruners(12))
-REPLAY_SIGNALS = ("val_dsc", "running best", "EMA val_dsc")
+REPLAY_SIGNALS = ("val_dsc", "running best", "val_dsc_soft", "best of mean hard+soft")
 
 
 @dataclass

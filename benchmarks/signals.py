@@ -30,7 +30,15 @@ __all__ = ["Curve", "record", "signal", "SIGNALS", "AT", "signals_section", "loa
 
 NUCLEI = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018_nuclei_96"
 AT = (1, 2, 3, 5)
-SIGNALS = ("val_dsc", "running best", "val_dsc_soft", "−val loss", "EMA val_dsc")
+SIGNALS = (
+    "val_dsc",
+    "running best",
+    "val_dsc_soft",
+    "−val loss",
+    "EMA val_dsc",
+    "mean hard+soft",
+    "best of mean hard+soft",  # what segsweep reports (callbacks.ReportToOptuna)
+)
 EMA_ALPHA = 0.5  # weight of the newest epoch
 
 
@@ -58,6 +66,11 @@ def signal(curve: Curve, name: str, epoch: int) -> float:
         return curve.val_dsc_soft[epoch - 1]
     if name == "−val loss":
         return -curve.val_loss[epoch - 1]
+    if name == "mean hard+soft":
+        return (dsc[-1] + curve.val_dsc_soft[epoch - 1]) / 2
+    if name == "best of mean hard+soft":
+        soft = curve.val_dsc_soft[:epoch]
+        return max((h + s) / 2 for h, s in zip(dsc, soft, strict=True))
     if name == "EMA val_dsc":
         ema = dsc[0]
         for value in dsc[1:]:
@@ -201,13 +214,13 @@ def signals_section(groups: dict[str, list[Curve]]) -> Section:
             ]
             rows.append([dataset, str(len(curves)), name, *cells])
     winner = {
-        d: max(SIGNALS, key=lambda s, c=c: sum(correlations(c)[s, e] for e in AT[:3]))
+        d: max(SIGNALS, key=lambda s, c=c: sum(correlations(c)[s, e] for e in AT))
         for d, c in groups.items()
     }
     return Section(
         key="signals",
         title="4a. What the pruner should see (Spearman ρ with the final value)",
-        headline=", ".join(f"{d}: {s}" for d, s in winner.items()) + " ranks best at epochs 1–3",
+        headline=", ".join(f"{d}: {s}" for d, s in winner.items()) + " ranks best over epochs 1–5",
         target="the signal that ranks trials best early, comparable across trials",
         met=None,
         columns=["data", "trials", "signal", *[f"epoch {e}" for e in AT]],

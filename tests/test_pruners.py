@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 
 from segsweep.config import Config
 from segsweep.study import make_pruner
@@ -36,3 +37,26 @@ def test_successive_halving_stops_a_worse_trial_after_its_first_epoch() -> None:
 def test_no_pruner_stops_nothing() -> None:
     study = _study("none")
     assert not any(_reports(study, [v, v]) for v in (0.9, 0.1, 0.05))
+
+
+def test_the_reported_signal_is_the_running_best_of_hard_and_soft_dice() -> None:
+    from segsweep.callbacks import ReportToOptuna
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    report = ReportToOptuna(trial, "val_dsc")
+    epochs = [(0.2, 0.4), (0.0, 0.1), (0.6, 0.5)]  # (val_dsc, val_dsc_soft)
+    assert [report.signal({"val_dsc": h, "val_dsc_soft": s}) for h, s in epochs] == (
+        pytest.approx([0.3, 0.3, 0.55])  # a collapsed epoch does not pull the signal down
+    )
+    lesion = ReportToOptuna(study.ask(), "val_lesion_dsc")  # no soft twin: its running best
+    assert [lesion.signal({"val_lesion_dsc": v, "val_dsc_soft": 0.9}) for v in (0.5, 0.4)] == [
+        0.5,
+        0.5,
+    ]
+
+
+def test_the_default_pruner_is_successive_halving_from_the_first_epoch() -> None:
+    pruner = make_pruner(Config())
+    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
+    assert (pruner._min_resource, pruner._reduction_factor) == (1, 3)
