@@ -109,6 +109,80 @@ def replay(
     )
 
 
+BUDGET_PRUNERS = (
+    "none",
+    "SHA η=3, min 1",
+    "SHA η=3, min 2",
+    "SHA η=3, min 3",
+    "SHA η=2, min 2",
+    "Hyperband, min 1",
+    "median, warm-up 2",
+)
+
+
+def budget_search(
+    curves: list[Curve], pruner: str, name: str, *, budget: int, rng: np.random.Generator
+) -> tuple[int, float]:
+    """One search of ``budget`` epochs that draws recorded trials at random (with
+    replacement): (trials started, best final value of a trial that finished). A trial cut by
+    the budget counts with its best epoch so far, as in benchmarks.search."""
+    import optuna
+
+    study = optuna.create_study(direction="maximize", pruner=_pruners(12)[pruner]())
+    left, best, started = budget, 0.0, 0
+    while left > 0:
+        curve, trial = curves[rng.integers(len(curves))], study.ask()
+        started += 1
+        epochs = len(curve.val_dsc)
+        for e in range(1, epochs + 1):
+            trial.report(signal(curve, name, e), e)
+            left -= 1
+            if e == epochs or left <= 0:
+                value = curve.final if e == epochs else max(curve.val_dsc[:e])
+                study.tell(trial, value)
+                best = max(best, value)
+                break
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+    return started, best
+
+
+def budget_section(groups: dict[str, list[Curve]], *, budget: int, searches: int) -> Section:
+    rows = []
+    for pruner in BUDGET_PRUNERS:
+        for name in ("val_dsc", "best of mean hard+soft") if pruner != "none" else ("val_dsc",):
+            cells = []
+            for curves in groups.values():
+                rng = np.random.default_rng(0)
+                runs = [budget_search(curves, pruner, name, budget=budget, rng=rng)
+                        for _ in range(searches)]  # fmt: skip
+                bests = [b for _, b in runs]
+                cells += [
+                    f"{statistics.fmean(n for n, _ in runs):.1f}",
+                    f"{statistics.fmean(bests):.3f}",
+                    f"{np.percentile(bests, 10):.3f}",
+                ]
+            rows.append([pruner, name, *cells])
+    columns = ["pruner", "signal"]
+    for d in groups:
+        columns += [f"{d}: trials", f"{d}: mean best", f"{d}: 10th pct best"]
+    return Section(
+        key="budget",
+        title="4c. Fixed-budget searches simulated on the recorded curves",
+        headline="see the table",
+        target="more trials and a higher best for the same epochs",
+        met=None,
+        columns=columns,
+        rows=rows,
+        notes=[
+            f"{searches} simulated searches of {budget} epochs (10 full trials) per row, each "
+            "drawing recorded trials at random with replacement, as a random sampler would; "
+            "best = the best final value of a trial the pruner let finish.",
+        ],
+    )
+
+
 def prunesim_section(groups: dict[str, list[Curve]], *, orders: int = 20) -> Section:
     import optuna
 
@@ -155,13 +229,19 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("curves", type=Path, nargs="+")
-    parser.add_argument("--orders", type=int, default=20)
+    parser.add_argument("--orders", type=int, default=40)
+    parser.add_argument("--searches", type=int, default=200)
     args = parser.parse_args()
     groups = {}
     for path in args.curves:
         curves = load_curves(path)
         groups[curves[0].dataset] = curves
-    for section in (signals_section(groups), prunesim_section(groups, orders=args.orders)):
+    sections = (
+        signals_section(groups),
+        prunesim_section(groups, orders=args.orders),
+        budget_section(groups, budget=120, searches=args.searches),
+    )
+    for section in sections:
         print(f"## {section.title}\n\n**{section.headline}**\n")
         print("\n".join(_md_table(section.columns, section.rows)))
         print("\n".join(f"- {note}" for note in section.notes) + "\n")
