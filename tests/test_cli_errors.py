@@ -127,7 +127,7 @@ def test_exist_ok_keeps_the_study_and_applies_new_settings(workdir, phantoms):
             optuna.storages.journal.JournalFileBackend(str(journal))
         ),
     )
-    assert len(study.trials) == 1  # the same study, not a fresh one
+    assert len(study.trials) == 2  # the same study (default trial + enqueued), not a fresh one
     assert "epochs = 5" in study.user_attrs["segsweep.config"]
 
 

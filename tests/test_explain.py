@@ -226,7 +226,8 @@ def test_with_no_completed_trial_the_best_last_reported_value_is_chosen(
 def test_cli_explains_the_users_interrupted_baseline_when_nothing_completed(
     tmp_path: Path,
 ) -> None:
-    make_study(tmp_path, "base", "--set", "train.epochs=50")
+    # the user's baseline is the study's only trial here
+    make_study(tmp_path, "base", "--set", "train.epochs=50", "--set", "search.default_first=false")
     baseline = ["--set", "space.loss=weighted_dice", "--set", "space.dice_w2=0.7"]
     segsweep(tmp_path, "study", "enqueue", "base", *baseline)
     proc = start(tmp_path, "study", "run", "--trials", "1", "--workers", "1")
