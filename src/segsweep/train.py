@@ -78,8 +78,11 @@ class LossSplitModel(keras.Model):
         data = ops.mean(ops.stack([ops.cast(self.data_loss(y, p), "float32") for p in heads]))
         penalties = [ops.cast(loss, "float32") for loss in self.losses]
         reg = ops.sum(ops.stack(penalties)) if penalties else ops.zeros((), "float32")
-        self.loss_data_tracker.update_state(data)
-        self.loss_l2_tracker.update_state(reg)
+        # Keras weights its epoch mean of ``loss`` by batch size; the parts must match it, or
+        # a short last batch makes loss != loss_data + loss_l2
+        size = ops.shape(x)[0]
+        self.loss_data_tracker.update_state(data, sample_weight=size)
+        self.loss_l2_tracker.update_state(reg, sample_weight=size)
         return data + reg
 
     @property
