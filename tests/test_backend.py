@@ -117,3 +117,13 @@ def test_batches_cover_every_image_once_and_reshuffle_each_epoch() -> None:
     assert sorted(seen.reshape(10, -1).sum(axis=1)) == sorted(masks.reshape(10, -1).sum(axis=1))
     batches.on_epoch_end()
     assert sorted(batches.order) == list(range(10)) and not np.array_equal(batches.order, first)
+
+
+def test_a_process_whose_keras_runs_another_backend_cannot_switch() -> None:
+    import keras
+
+    loaded = keras.config.backend()
+    other = next(b for b in backend.BACKENDS if b != loaded)
+    with pytest.raises(ConfigError, match=f"already loaded with the {loaded} backend"):
+        backend.activate(other)
+    backend.activate(loaded)  # the backend it runs: nothing to do
