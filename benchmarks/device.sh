@@ -44,7 +44,7 @@ stamp() { echo "[$((SECONDS - START)) s] $*"; }
 if [ "${SEGSWEEP_DEVICE_CPU:-0}" = 1 ]; then
   PLACE=(--workers 2) SIZE=64 STUDY_SIZE=32 BATCHES=4,8 GPU="" BUDGET=40
 else
-  PLACE=(--gpus 0,0) SIZE=256 STUDY_SIZE=128 BATCHES=32,128,512 GPU=0 BUDGET=55
+  PLACE=(--gpus 0,0) SIZE=256 STUDY_SIZE=128 BATCHES=32,128,512 GPU=0 BUDGET=75
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 fi
 
