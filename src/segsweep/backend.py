@@ -168,8 +168,9 @@ def open_device(gpu: str | None) -> str:
     seen = _gpus()
     if gpu is not None and not seen:
         extra = "gpu" if name == "tensorflow" else name
+        shown = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}[name]
         raise StudyError(
-            f"--gpus asked for GPU {gpu}, but {name} sees no GPU there "
+            f"--gpus asked for GPU {gpu}, but {shown} sees no GPU there "
             f"(check nvidia-smi and that the segsweep[{extra}] extra is installed)"
         )
     return f"GPU {gpu}" if seen else "CPU"

@@ -7,7 +7,10 @@ together, and masks are resampled with nearest so they stay binary.
 
 On TensorFlow the batches come from ``tf.data`` (augmented in parallel with training); on JAX
 and torch, which may run where TensorFlow is not installed, from a ``keras.utils.PyDataset``
-that calls the same layers on the same dictionaries. Both reshuffle every epoch.
+that calls the same layers on image and mask stacked as channels of one tensor, the mask
+thresholded back to {0, 1} at 0.5 (as nearest would keep it, up to boundary pixels): in Keras
+3.15 the dictionary form rotates masks differently from images on torch. Both reshuffle every
+epoch.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ class JointBatches(keras.utils.PyDataset):
     """The pipeline as a ``PyDataset``: any backend, no TensorFlow needed.
 
     Each batch is a slice of a permutation drawn again at every epoch's end; the augmentation
-    layers get image and mask in one dictionary, so one random draw moves both.
+    layers get image and mask as channels of one tensor, so one random draw moves both the same.
     """
 
     def __init__(
@@ -112,9 +115,10 @@ class JointBatches(keras.utils.PyDataset):
         x, y = self.images[rows], self.masks[rows]
         if self.pipe is None:
             return x, y
-        out = self.pipe({"images": x, "segmentation_masks": y}, training=True)
-        to_numpy = keras.ops.convert_to_numpy
-        return to_numpy(out["images"]), to_numpy(out["segmentation_masks"])
+        channels = x.shape[-1]
+        both = self.pipe(np.concatenate([x, y], axis=-1), training=True)
+        both = keras.ops.convert_to_numpy(both)
+        return both[..., :channels], (both[..., channels:] > 0.5).astype(np.float32)
 
     def on_epoch_end(self) -> None:
         self.order = self._rng.permutation(len(self.images))
