@@ -13,7 +13,10 @@ from pathlib import Path
 from benchmarks.common import FULL, QUICK, Section, Sizes, machine, versions
 from benchmarks.report import console, markdown
 
-NAMES = ("throughput", "efficiency", "overhead", "search", "inference", "gpu", "lesion_cost")
+NAMES = (
+    "throughput", "efficiency", "overhead", "search", "inference", "gpu", "lesion_cost",
+    "backends",
+)  # fmt: skip
 HERE = Path(__file__).resolve().parent
 
 
@@ -40,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _steps(names: list[str], sizes: Sizes, workdir: Path):
     """(label, function returning its sections) for every benchmark asked for, in order."""
-    from benchmarks import gpu, inference, lesion_cost, overhead, search, throughput
+    from benchmarks import backends, gpu, inference, lesion_cost, overhead, search, throughput
 
     def training() -> list[Section]:
         run = throughput.measure(sizes, workdir)
@@ -67,6 +70,10 @@ def _steps(names: list[str], sizes: Sizes, workdir: Path):
         "lesion-metric cost (7)": (
             {"lesion_cost"},
             lambda: [lesion_cost.lesion_cost_section(lesion_cost.measure(sizes, workdir))],
+        ),
+        "Keras backends (8)": (
+            {"backends"},
+            lambda: [backends.backends_section(backends.measure(sizes, workdir))],
         ),
     }
     return [(label, fn) for label, (keys, fn) in steps.items() if keys & set(names)]

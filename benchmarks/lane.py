@@ -7,7 +7,9 @@ waits for its command at the start of every epoch (the ``Gate`` callback), so no
 while another lane trains; its ``seconds`` span the training steps only, not the validation.
 
 Run as ``python -m benchmarks.lane SPEC_JSON``; commands and replies are JSON lines on stdin and
-on the process's original stdout (anything TensorFlow prints goes to stderr).
+on the process's original stdout (anything TensorFlow prints goes to stderr). A spec with a
+``backend`` sets the lane up as a worker of that Keras backend sets itself up (its ``gpu``, None
+for the CPU); ``matmul`` and ``profile`` need TensorFlow.
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ def profile_ops(logdir: Path) -> dict[str, float]:
 
 
 class _Protocol:
-    def __init__(self, commands: TextIO, replies: TextIO) -> None:
-        self.commands, self.replies = commands, replies
+    def __init__(self, commands: TextIO, replies: TextIO, spec: dict[str, Any]) -> None:
+        self.commands, self.replies, self.spec = commands, replies, spec
 
     def reply(self, **message: Any) -> None:
         self.replies.write(json.dumps(message) + "\n")
@@ -88,6 +90,10 @@ class _Protocol:
                 return command
             if command["op"] == "matmul":
                 self.reply(**matmul_gflops(command["n"], command["repeats"]))
+            elif command["op"] == "pipeline":
+                from benchmarks.backends import pipeline_rates
+
+                self.reply(**pipeline_rates(self.spec, passes=command["passes"]))
             elif command["op"] == "stop":
                 sys.exit(0)
             else:
@@ -96,7 +102,6 @@ class _Protocol:
 
 def _make_gate(protocol: _Protocol, *, steps: int, images: int):
     import keras
-    import tensorflow as tf
 
     class Gate(keras.callbacks.Callback):
         """Blocks at each epoch start until told to go; reports the epoch's training seconds."""
@@ -105,6 +110,8 @@ def _make_gate(protocol: _Protocol, *, steps: int, images: int):
             self.command = protocol.wait_for_epoch()
             self.logdir = None
             if self.command["op"] == "profile":
+                import tensorflow as tf
+
                 self.logdir = Path(tempfile.mkdtemp(prefix="segsweep-bench-prof-"))
                 tf.profiler.experimental.start(str(self.logdir))
             self.start, self.cpu_start = time.perf_counter(), time.process_time()
@@ -113,6 +120,8 @@ def _make_gate(protocol: _Protocol, *, steps: int, images: int):
             float((logs or {}).get("loss", 0.0))  # waits for the step to finish
             self.end, self.cpu_end = time.perf_counter(), time.process_time()
             if batch + 1 == steps and self.logdir is not None:
+                import tensorflow as tf
+
                 tf.profiler.experimental.stop()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -153,6 +162,7 @@ def _run_segsweep(spec: dict[str, Any], split, gate) -> None:
             "train.epochs": spec["epochs"],
             "train.jit_compile": spec.get("jit_compile", "auto"),
             "train.mixed_precision": spec.get("mixed_precision", "auto"),
+            "train.backend": spec.get("backend", "tensorflow"),
         }
     )
     fit(spec["params"], split, cfg, seed=spec["seed"], callbacks=[gate])
@@ -189,10 +199,14 @@ def _run_seed_style(spec: dict[str, Any], split, gate) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     spec = json.loads((argv or sys.argv[1:])[0])
-    protocol = _Protocol(sys.stdin, _reply_channel())
-    import tensorflow as tf
+    protocol = _Protocol(sys.stdin, _reply_channel(), spec)
+    if spec.get("backend"):  # before Keras loads, as a worker does
+        from segsweep.backend import prepare_worker
 
+        prepare_worker(spec["backend"], gpu=spec.get("gpu"), onednn="auto", shared_cores=False)
     if spec.get("threads"):
+        import tensorflow as tf
+
         tf.config.threading.set_inter_op_parallelism_threads(spec["threads"][0])
         tf.config.threading.set_intra_op_parallelism_threads(spec["threads"][1])
     split = _load_split(spec)

@@ -30,7 +30,7 @@ from benchmarks.lanes import Lane, start_lane
 __all__ = ["TrainingRun", "measure", "throughput_section", "efficiency_section", "LANES"]
 
 _CPU = {"CUDA_VISIBLE_DEVICES": "-1", "TF_ENABLE_ONEDNN_OPTS": "0"}  # TensorFlow's default here
-_SHARED = {**_CPU, "TF_ENABLE_ONEDNN_OPTS": "1"}  # segsweep.workers.set_onednn, shared cores
+_SHARED = {**_CPU, "TF_ENABLE_ONEDNN_OPTS": "1"}  # segsweep.backend.onednn_flag, shared cores
 # name -> (spec overrides, environment); the first lane is the baseline.
 LANES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "seed-style": ({"kind": "seed"}, _CPU),

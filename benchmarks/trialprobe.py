@@ -92,12 +92,13 @@ def main(argv: list[str] | None = None) -> None:
     marks: dict[str, float] = {"main": time.time()}
     name, launched = (argv or sys.argv[1:])[:2]
     marks["launch"] = float(launched)
+    from segsweep.backend import activate
     from segsweep.config import load_config
     from segsweep.study import STUDIES_DIR
-    from segsweep.workers import exit_now, set_onednn
+    from segsweep.workers import exit_now
 
     cfg = load_config(STUDIES_DIR / f"{name}.toml")
-    set_onednn(cfg, gpu=False)  # as a CPU worker does, before TensorFlow loads
+    activate("tensorflow", onednn=cfg.train.onednn)  # as a CPU worker does, before TF loads
     import tensorflow  # noqa: F401  - timed on its own: the largest import
 
     marks["tensorflow"] = time.time()

@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+# JAX (CPU, ~100 MB) beside TensorFlow, so tests/test_backends.py trains on both; torch's test
+# runs wherever torch is installed (PyPI's Linux wheel pulls GBs of CUDA, too much for CI).
+.venv/bin/python -m pip install -q -e ".[test,jax]"
 .venv/bin/ruff check src tests
 .venv/bin/python -m pytest -q "$@"

@@ -35,8 +35,18 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "segsweep", *args]
 
 
-def segsweep(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(command(*args), cwd=cwd, text=True, capture_output=True, timeout=900)
+def segsweep(
+    cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``env``: variables set for this process on top of the test's own."""
+    proc = subprocess.run(
+        command(*args),
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=900,
+        env={**os.environ, **env} if env else None,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"segsweep {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
     return proc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segsweep.workers import onednn_flag
+from segsweep.backend import onednn_flag
 
 
 @pytest.mark.parametrize(

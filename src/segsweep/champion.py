@@ -92,6 +92,9 @@ with contextlib.redirect_stderr(io.StringIO()):
         """Fold ensemble + optional flip TTA + small-component removal, as one pyfunc model."""
 
         def load_context(self, context: Any) -> None:
+            from segsweep.backend import choose_for_loading
+
+            choose_for_loading()
             import keras
 
             arts = context.artifacts
@@ -169,6 +172,13 @@ def log_champion(
 
 
 def _requirements() -> list[str]:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return [f"{p}=={version(p)}" for p in ("segsweep", "keras", "tensorflow", "mlflow", "numpy")]
+    from segsweep.backend import requirement
+
+    try:
+        tracking = f"mlflow=={version('mlflow')}"
+    except PackageNotFoundError:  # a machine with mlflow-skinny alone
+        tracking = f"mlflow-skinny=={version('mlflow-skinny')}"
+    pinned = [f"{p}=={version(p)}" for p in ("segsweep", "keras", "numpy")]
+    return [*pinned, requirement(), tracking]  # the backend of this process; the folds load on any

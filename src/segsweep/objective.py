@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import tensorflow as tf
 from optuna.trial import TrialState
 
+from segsweep.backend import accelerator_settings, describe_device, is_out_of_memory
 from segsweep.callbacks import LogToMlflow, ReportToOptuna
 from segsweep.config import Config, config_to_dict, dump_toml
 from segsweep.diagnose import Diagnosis, DiagnosisMonitor, Rules, describe, diagnosis_tags
@@ -23,7 +23,7 @@ from segsweep.errors import ConfigError, TrialFailed
 from segsweep.recovery import HOST
 from segsweep.space import suggest
 from segsweep.tracking import RUN_STATUS, Tracker, package_versions
-from segsweep.train import FitResult, accelerator_settings, fit
+from segsweep.train import FitResult, fit
 from segsweep.workerdata import WorkerData, load_worker_data
 
 __all__ = ["WorkerData", "load_worker_data", "run_trial", "train_once", "TrialOutcome"]
@@ -97,13 +97,15 @@ def guarded_fit(
             on_validation=lambda v: setattr(logger, "validation", v),
             keep_best=keep_best,
         )
-    except tf.errors.ResourceExhaustedError:
+    except ValueError as err:  # the monitor's missing-metric error: every trial would hit it
+        raise ConfigError(f"cannot diagnose trials: {err}") from None
+    except Exception as err:
+        if not is_out_of_memory(err):  # each backend raises its own type
+            raise
         raise TrialFailed(
             f"out of memory at batch size {cfg.train.batch_size}, image size "
             f"{cfg.data.image_size}: lower train.batch_size or the filters"
         ) from None
-    except ValueError as err:  # the monitor's missing-metric error: every trial would hit it
-        raise ConfigError(f"cannot diagnose trials: {err}") from None
 
 
 def _verdict(result: FitResult, watch: _Watchers) -> tuple[str, float | None, str]:
@@ -283,11 +285,6 @@ def _rss_mb() -> float:
     except (OSError, IndexError, ValueError):
         return 0.0
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
-
-
-def describe_device() -> str:
-    gpus = tf.config.list_logical_devices("GPU")
-    return gpus[0].name if gpus else "CPU"
 
 
 def train_once(

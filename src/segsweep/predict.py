@@ -98,6 +98,9 @@ def load_champion(model_uri: str, tracking_uri: str) -> LoadedChampion:
 
 
 def _from_file(path: Path, intensity: str) -> LoadedModel:
+    from segsweep.backend import choose_for_loading
+
+    choose_for_loading()
     import keras
 
     from segsweep.model import float32_model

@@ -92,9 +92,10 @@ def rerun(
     study: optuna.Study, cfg: Config, number: int, *, seeds: int, progress: Any = print
 ) -> RerunResult:
     """Retrain trial ``number``'s parameters under ``seeds`` new seeds, logging each run."""
-    from segsweep.workers import set_onednn
+    from segsweep import backend
 
-    set_onednn(cfg, gpu=False)  # reruns train in this process; its params record what ran
+    # reruns train in this process, whose Keras must load with the study's backend
+    backend.activate(backend.resolve(cfg.train.backend), onednn=cfg.train.onednn)
     from segsweep import objective
     from segsweep.study import study_assignment
     from segsweep.tracking import Tracker

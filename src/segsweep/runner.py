@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from segsweep import backend
 from segsweep.config import Config, config_to_dict, dump_toml
 from segsweep.errors import ConfigError
 from segsweep.recovery import register_parent_run, release_parent_run
@@ -74,7 +75,8 @@ def run_study(
     ``experiment_id``."""
     if n_trials < 1:
         raise ConfigError(f"--trials must be at least 1. Got {n_trials} instead.")
-    study = load_study(cfg.study.name, storage)  # fail before any process starts
+    backend.resolve(cfg.train.backend)  # fail before any process starts
+    study = load_study(cfg.study.name, storage)
     record_objective(study, cfg)
     check_data_unchanged(study, cfg)
     tracker = Tracker(cfg.tracking.uri)

@@ -16,7 +16,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,20 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 # Optuna trial state -> MLflow run status.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
-_PACKAGES = ("segsweep", "tensorflow", "keras", "optuna", "mlflow", "numpy", "scikit-learn")
+# The installed ones are recorded: a machine may hold one backend of three, or mlflow-skinny.
+_PACKAGES = (
+    "segsweep", "tensorflow", "jax", "jaxlib", "torch", "keras", "optuna", "mlflow",
+    "mlflow-skinny", "numpy", "scikit-learn",
+)  # fmt: skip
 
 
 def package_versions() -> dict[str, str]:
-    found = {f"version.{p}": version(p) for p in _PACKAGES}
+    found = {}
+    for package in _PACKAGES:
+        try:
+            found[f"version.{package}"] = version(package)
+        except PackageNotFoundError:
+            pass
     found["version.python"] = platform.python_version()
     return found
 
@@ -202,7 +211,9 @@ class Tracker:
         """The model as an MLflow Keras model, loadable with ``mlflow.keras.load_model``."""
         from mlflow.models import infer_signature
 
-        pins = [f"tensorflow=={version('tensorflow')}", f"keras=={version('keras')}"]
+        from segsweep.backend import requirement
+
+        pins = [requirement(), f"keras=={version('keras')}"]  # the backend it was trained on
         shape = tuple(int(d) for d in net.input_shape[1:])
         signature = infer_signature(
             np.zeros((1, *shape), np.float32), np.zeros((1, *shape[:2], 1), np.float32)

@@ -9,7 +9,6 @@ in as extra Keras callbacks; this module knows neither Optuna nor MLflow.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from segsweep.backend import accelerator_settings
 from segsweep.config import Config, MetricsSettings
 from segsweep.data.pipeline import train_dataset
 from segsweep.errors import TrialFailed
@@ -29,7 +29,6 @@ __all__ = [
     "Split",
     "FitResult",
     "LossSplitModel",
-    "accelerator_settings",
     "build_model",
     "fit",
     "make_optimizer",
@@ -79,40 +78,16 @@ class LossSplitModel(keras.Model):
         data = ops.mean(ops.stack([ops.cast(self.data_loss(y, p), "float32") for p in heads]))
         penalties = [ops.cast(loss, "float32") for loss in self.losses]
         reg = ops.sum(ops.stack(penalties)) if penalties else ops.zeros((), "float32")
-        self.loss_data_tracker.update_state(data)
-        self.loss_l2_tracker.update_state(reg)
+        # Keras weights its epoch mean of ``loss`` by batch size; the parts must match it, or
+        # a short last batch makes loss != loss_data + loss_l2
+        size = ops.shape(x)[0]
+        self.loss_data_tracker.update_state(data, sample_weight=size)
+        self.loss_l2_tracker.update_state(reg, sample_weight=size)
         return data + reg
 
     @property
     def metrics(self) -> list:
         return [*super().metrics, self.loss_data_tracker, self.loss_l2_tracker]
-
-
-def accelerator_settings(cfg: Config) -> dict[str, bool]:
-    """The accelerator settings a trial runs with, as recorded in its params.
-
-    ``train.mixed_precision`` and ``train.jit_compile``: "auto" = on with a GPU. oneDNN is read
-    back from TensorFlow, since the worker set it before TensorFlow loaded (``train.onednn``).
-    """
-    import tensorflow as tf
-
-    gpu = bool(tf.config.list_logical_devices("GPU"))
-    pick = {"on": True, "off": False, "auto": gpu}
-    return {
-        "mixed_precision": pick[cfg.train.mixed_precision],
-        "jit_compile": pick[cfg.train.jit_compile],
-        "onednn": onednn_enabled(),
-    }
-
-
-def onednn_enabled() -> bool:
-    """Whether this process's TensorFlow runs oneDNN kernels (fixed when TensorFlow loads)."""
-    try:  # the only place TensorFlow answers it; private, hence the fallback
-        from tensorflow.python.util import _pywrap_util_port
-
-        return bool(_pywrap_util_port.IsMklEnabled())
-    except (ImportError, AttributeError):
-        return os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"
 
 
 def build_model(params: dict[str, Any], *, in_channels: int, image_size: int) -> keras.Model:
@@ -288,7 +263,7 @@ def fit(
         data,
         epochs=cfg.train.epochs,
         verbose=0,
-        shuffle=False,  # shuffled by tf.data
+        shuffle=False,  # shuffled by the input pipeline
         callbacks=[val, best, history, *callbacks],
     )
     epochs = len(history.values.get("loss", []))

@@ -87,6 +87,13 @@ class TrainSettings:
         float_in(0, 1, open_lo=True, open_hi=True),
     )
 
+    backend: str = setting(
+        "tensorflow",
+        'the Keras backend every worker trains with: "tensorflow", "jax" or "torch" (install '
+        "segsweep[jax] or segsweep[torch]); an exported KERAS_BACKEND takes the place of the "
+        "default, and conflicts with any other value",
+        one_of("tensorflow", "jax", "torch"),
+    )
     mixed_precision: str = setting(
         "auto",
         '"auto" = float16 compute on a GPU, float32 on the CPU; "on"; "off"',
@@ -94,7 +101,9 @@ class TrainSettings:
     )
     jit_compile: str = setting(
         "auto",
-        '"auto" = XLA-compile the train step on a GPU, not on the CPU; "on"; "off"',
+        '"auto" = Keras\' choice: XLA-compile the train step on TensorFlow with a GPU (not on '
+        "the CPU), always on JAX (else it runs op by op), never on torch (there it means "
+        'torch.compile, which compiles every trial\'s new model again); "on"; "off"',
         one_of("auto", "on", "off"),
     )
     onednn: str = setting(

@@ -27,6 +27,7 @@ import numpy as np
 import optuna
 from mlflow import MlflowClient
 
+from segsweep import backend
 from segsweep.champion import Champion, ChampionSettings, log_champion
 from segsweep.config import Config
 from segsweep.data.io import load_dataset
@@ -47,7 +48,6 @@ from segsweep.finalize._select import (
     cv_score,
 )
 from segsweep.finalize._test import score_test
-from segsweep.model import count_flops
 from segsweep.recovery import (
     close_dead_parent_runs,
     recover_stale,
@@ -88,6 +88,8 @@ def finalize(
 
     if top < 1 or folds < 2:
         raise StudyError(f"--top must be >= 1 and --folds >= 2. Got {top} and {folds} instead.")
+    # the fold models are loaded here in the end: with the study's backend, as workers train
+    backend.activate(backend.resolve(cfg.train.backend))
     study = load_study(cfg.study.name, storage)
     objective = study_objective(study)
     cfg = cfg.replace(**{"search.objective": objective})
@@ -183,6 +185,8 @@ def _oof(client: MlflowClient, runs: list, stems: list[str], workdir: Path) -> t
 
 
 def _flops(params: dict, cfg: Config, channels: int) -> int:
+    from segsweep.model import count_flops  # imports Keras, which finalize loads late
+
     return int(
         count_flops(
             depth=int(params["depth"]),

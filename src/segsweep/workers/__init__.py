@@ -2,8 +2,8 @@
 
 ``_coordinator``: the ``study run`` process, which asks Optuna for every trial, hands it to an
 idle worker and keeps the books (exact budget, dead workers, interrupts). ``_process``: the
-worker side, a spawned process that picks its device before TensorFlow is imported, loads the
-data once and runs the trials it is sent. What travels between them is a picklable ``RunPlan``.
+worker side, a spawned process that picks its backend and device before Keras is imported, loads
+the data once and runs the trials it is sent. What travels between them is a picklable ``RunPlan``.
 """
 
 from segsweep.workers._coordinator import Coordinator
@@ -12,8 +12,6 @@ from segsweep.workers._process import (
     RunPlan,
     WorkerSpec,
     exit_now,
-    onednn_flag,
-    set_onednn,
     worker_main,
 )
 
@@ -23,7 +21,5 @@ __all__ = [
     "RunPlan",
     "WorkerSpec",
     "exit_now",
-    "onednn_flag",
-    "set_onednn",
     "worker_main",
 ]

@@ -1,9 +1,11 @@
 """The worker process: one spawned process per worker slot.
 
-It sets ``CUDA_VISIBLE_DEVICES`` (and oneDNN) before TensorFlow is imported, loads the data once,
-and runs the trials the coordinator sends until told to stop; it retires after ``RECYCLE_AFTER``
-trials so TensorFlow's memory cannot grow without bound. This module imports TensorFlow only
-inside the worker's functions: the coordinator imports it too and holds no GPU.
+It picks its Keras backend and sets ``CUDA_VISIBLE_DEVICES`` (:mod:`segsweep.backend`) before
+Keras is imported, loads the data once, and runs the trials the coordinator sends until told to
+stop; it retires after ``RECYCLE_AFTER`` trials so the backend's memory cannot grow without
+bound. This module imports Keras only inside the worker's functions: a spawned process starts
+with none of its parent's modules, so whatever the coordinator imported does not decide the
+worker's backend, and the coordinator holds no GPU.
 """
 
 from __future__ import annotations
@@ -16,16 +18,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from segsweep import backend
 from segsweep.config import Config
-from segsweep.errors import StudyError
 
 __all__ = [
     "RECYCLE_AFTER",
     "RunPlan",
     "WorkerSpec",
     "exit_now",
-    "onednn_flag",
-    "set_onednn",
     "worker_main",
 ]
 
@@ -62,7 +62,7 @@ class RunPlan:
 
 
 def _redirect_output(spec: WorkerSpec, plan: RunPlan) -> None:
-    """Send the worker's stdout/stderr (TensorFlow's C++ chatter, warnings, crashes) to
+    """Send the worker's stdout/stderr (the backend's C++ chatter, warnings, crashes) to
     ``log_dir/STUDY-WORKER.log``, so the terminal shows only the coordinator's progress."""
     folder = Path(plan.log_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,52 +72,18 @@ def _redirect_output(spec: WorkerSpec, plan: RunPlan) -> None:
 
 
 def _set_device(spec: WorkerSpec, plan: RunPlan) -> None:
-    # The environment writes the style allows: before TensorFlow is imported, which reads them.
-    os.environ["CUDA_VISIBLE_DEVICES"] = spec.gpu if spec.gpu is not None else "-1"
-    set_onednn(plan.cfg, gpu=spec.gpu is not None, shared_cores=plan.cpu_workers > 1)
-    # CPU workers: silence TensorFlow's C++ start-up chatter about missing CUDA drivers.
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2" if spec.gpu is not None else "3"
-
-
-def onednn_flag(setting: str, *, gpu: bool, shared_cores: bool) -> str | None:
-    """``TF_ENABLE_ONEDNN_OPTS`` for ``train.onednn``; None leaves TensorFlow's own choice.
-
-    "auto" turns oneDNN on for CPU workers that share the machine's cores. Measured side by side
-    (benchmarks/RESULTS.md, 2-core AVX2 CPU): oneDNN needs ~1.2x less CPU time per training
-    image, which decides when workers compete for the cores, but keeps the cores less busy, so a
-    lone process trains ~10 % slower by the clock than with TensorFlow's own kernels.
-    """
-    if setting != "auto":
-        return {"on": "1", "off": "0"}[setting]
-    return "1" if shared_cores and not gpu else None
-
-
-def set_onednn(cfg: Config, *, gpu: bool, shared_cores: bool = False) -> None:
-    """Apply ``train.onednn`` in a process about to import TensorFlow (read once, at import)."""
-    flag = onednn_flag(cfg.train.onednn, gpu=gpu, shared_cores=shared_cores)
-    if flag is not None and "tensorflow" not in sys.modules:
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = flag
-
-
-def _open_gpu(spec: WorkerSpec) -> str:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if spec.gpu is not None and not gpus:
-        raise StudyError(
-            f"--gpus asked for GPU {spec.gpu}, but TensorFlow sees no GPU there "
-            "(check nvidia-smi and that the segsweep[gpu] extra is installed)"
-        )
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
-    return f"GPU {spec.gpu}" if gpus else "CPU"
+    backend.prepare_worker(
+        backend.resolve(plan.cfg.train.backend),
+        gpu=spec.gpu,
+        onednn=plan.cfg.train.onednn,
+        shared_cores=plan.cpu_workers > 1,
+    )
 
 
 def worker_main(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     _redirect_output(spec, plan)
-    _set_device(spec, plan)
     _serve(spec, plan, conn)
     exit_now()  # an exception skips this and exits the usual way, its traceback in the log
 
@@ -126,7 +92,7 @@ def exit_now() -> None:
     """End a worker that finished cleanly, without the interpreter's shutdown.
 
     Everything a trial writes is stored when its call returns (the Optuna journal or database,
-    MLflow through ``MlflowClient``), so the shutdown, which spends seconds tearing TensorFlow
+    MLflow through ``MlflowClient``), so the shutdown, which spends seconds tearing the backend
     down (benchmarks: overhead, "process exit"), buys nothing.
     """
     sys.stdout.flush()
@@ -137,8 +103,9 @@ def exit_now() -> None:
 def _serve(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
     """Load once, then run the trials the coordinator sends until told to stop or retired."""
     try:
-        device = _open_gpu(spec)
-        from segsweep import objective  # imports TensorFlow, after CUDA_VISIBLE_DEVICES is set
+        _set_device(spec, plan)
+        device = backend.open_device(spec.gpu)  # imports Keras, after the backend is chosen
+        from segsweep import objective
         from segsweep.study import load_study, make_sampler, study_assignment
         from segsweep.tracking import Tracker
 
