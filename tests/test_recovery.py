@@ -39,3 +39,36 @@ def test_a_silent_host_has_its_trial_failed_and_its_parent_run_closed(tmp_path: 
     assert run.info.status == "KILLED"
     assert "stopped sending heartbeats" in run.data.tags["reason"]
     assert not any(v for k, v in study.user_attrs.items() if k.startswith("segsweep.parent_run"))
+
+
+def test_a_journal_lock_left_by_a_killed_process_is_broken(tmp_path, monkeypatch) -> None:
+    """A worker SIGKILLed while it writes leaves Optuna's lock behind; the next writer must break
+    it after the grace period instead of waiting forever (the journal's path is relative)."""
+    import subprocess
+    import sys
+    import threading
+
+    from segsweep import study as study_module
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study_module, "JOURNAL_LOCK_GRACE", 3)
+    url = "studies/s.journal"
+    optuna.create_study(study_name="s", storage=study_module.open_storage(url, create=True))
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; from segsweep.study import open_storage; "
+            f"open_storage({url!r})._backend._lock.acquire(); os.kill(os.getpid(), 9)",
+        ],
+        cwd=tmp_path,
+    )
+    assert killed.returncode == -9 and os.path.islink(url + ".lock")
+    done = threading.Event()
+
+    def write() -> None:
+        optuna.load_study(study_name="s", storage=study_module.open_storage(url)).ask()
+        done.set()
+
+    threading.Thread(target=write, daemon=True).start()
+    assert done.wait(timeout=60), "the journal lock of the killed process was never broken"

@@ -18,7 +18,7 @@ from typing import Any
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
 from segsweep.config import Config, config_from_dict, dump_toml
@@ -53,6 +53,7 @@ GRACE_PERIOD = 90
 CONFIG_ATTR = "segsweep.config"
 ASSIGNMENT_ATTR = "segsweep.assignment"
 CHAMPION_ATTR = "segsweep.champion"
+JOURNAL_LOCK_GRACE = 30  # seconds before a journal lock left by a killed process is broken
 DEFAULT_ATTR = "default"  # on the trial of the default configuration (search.default_first)
 FOLDS_ATTR = "segsweep.folds"  # on a finalize companion study: {"k": {stem: fold}} per k
 
@@ -74,7 +75,13 @@ def open_storage(url: str, *, create: bool = False) -> optuna.storages.BaseStora
                 "one (with --exist-ok if studies/NAME.toml already exists)"
             )
         Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(url))
+        # An absolute path: Optuna's lock is a symlink to the journal by the path it is given,
+        # and it judges a lock stale by stat()ing the link's target. A relative target resolves
+        # against the lock's own folder, stat fails, and a lock left by a worker killed while
+        # writing is never broken: the study hangs (optuna 5.1, JournalFileSymlinkLock.acquire).
+        path = str(Path(url).resolve())
+        lock = JournalFileSymlinkLock(path, grace_period=JOURNAL_LOCK_GRACE)
+        return JournalStorage(JournalFileBackend(path, lock_obj=lock))
     from segsweep.recovery import on_stale_heartbeat
 
     try:
