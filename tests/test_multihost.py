@@ -90,7 +90,9 @@ def test_two_hosts_share_one_study(tmp_path: Path, databases: tuple[str, str]) -
     study = optuna.load_study(study_name="shared", storage=optuna_url)
     trials = study.get_trials()
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
-    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials), [
+        (t.number, t.state.name, t.user_attrs.get("reason")) for t in trials
+    ]
     assert len(Counter(t.user_attrs["coordinator_pid"] for t in trials)) == 2
     import psycopg
 

@@ -184,6 +184,10 @@ def run_trial(
     on_start: Any = None,
 ) -> TrialOutcome:
     """Run the asked trial ``trial_id`` to its end and tell Optuna; never leaves it RUNNING."""
+    # An RDB storage's cache learns of a trial only when it reads the study's trials, which a
+    # sampler does; an enqueued trial (fixed parameters, no sampler) then met a KeyError in
+    # set_trial_param on another host's worker (Optuna 5.1 _CachedStorage).
+    study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     trial = optuna.trial.Trial(study, trial_id)
     if study.study_name.endswith(".finalize") and "fold" not in trial.user_attrs:
         # another host's finalize took the queued folds first: nothing is left to train
