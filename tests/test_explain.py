@@ -227,7 +227,13 @@ def test_cli_explains_the_users_interrupted_baseline_when_nothing_completed(
     tmp_path: Path,
 ) -> None:
     # the user's baseline is the study's only trial here
-    make_study(tmp_path, "base", "--set", "train.epochs=50", "--set", "search.default_first=false")
+    # it must still be training when interrupted, even on a loaded machine: long, never pruned
+    make_study(
+        tmp_path,
+        "base",
+        *("--set", "train.epochs=1000", "--set", "search.default_first=false"),
+        *("--set", "search.prune_collapsed=false"),
+    )
     baseline = ["--set", "space.loss=weighted_dice", "--set", "space.dice_w2=0.7"]
     segsweep(tmp_path, "study", "enqueue", "base", *baseline)
     proc = start(tmp_path, "study", "run", "--trials", "1", "--workers", "1")
