@@ -60,3 +60,21 @@ def test_the_default_pruner_is_successive_halving_from_the_first_epoch() -> None
     pruner = make_pruner(Config())
     assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
     assert (pruner._min_resource, pruner._reduction_factor) == (1, 3)
+
+
+def test_the_default_trial_is_never_pruned() -> None:
+    import keras
+
+    from segsweep.callbacks import ReportToOptuna
+
+    study = optuna.create_study(
+        direction="maximize", pruner=make_pruner(Config().replace(**{"train.epochs": 9}))
+    )
+    assert not _reports(study, [0.9, 0.9, 0.9])  # a better trial reached the rungs first
+    study.enqueue_trial({}, user_attrs={"default": True})
+    worse = study.ask()
+    report = ReportToOptuna(worse, "val_dsc")
+    report.set_model(keras.Sequential())
+    for epoch in range(3):
+        report.on_epoch_end(epoch, {"val_dsc": 0.1, "val_dsc_soft": 0.1})
+    assert report.pruned_at == 0 and worse.should_prune()  # the pruner would have: it did not

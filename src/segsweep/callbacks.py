@@ -33,6 +33,11 @@ class ReportToOptuna(keras.callbacks.Callback):
         super().__init__()
         self.trial, self.monitor, self.pruned_at = trial, monitor, 0
         self.best = -float("inf")
+        # The default configuration (search.default_first) is the floor the search must beat:
+        # it reports like any trial but runs to the end. With several workers, a faster trial
+        # running beside it reached the rungs first and the default was pruned, leaving a study
+        # with no completed trial (seen in scripts/demo.sh).
+        self.may_prune = not trial.user_attrs.get("default", False)
 
     def signal(self, logs: dict) -> float:
         value = float(logs[self.monitor])
@@ -49,7 +54,7 @@ class ReportToOptuna(keras.callbacks.Callback):
                 f"(they hold {', '.join(sorted(logs or {}))})"
             )
         self.trial.report(self.signal(logs), step=epoch + 1)
-        if self.trial.should_prune():
+        if self.may_prune and self.trial.should_prune():
             self.pruned_at = epoch + 1
             self.model.stop_training = True
 
