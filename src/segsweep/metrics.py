@@ -13,15 +13,23 @@ a model that predicts no lesion pixel at all has precision 0 on a set that conta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
 
 from segsweep.errors import ConfigError
+from segsweep.evaluation.lesions import (
+    LesionCounts,
+    case_lesion_dsc,
+    label_lesions,
+    lesion_counts,
+    matched_pairs,
+)
 
 __all__ = [
     "LesionCounts",
+    "by_case",
     "hd95",
     "label_lesions",
     "lesion_counts",
@@ -126,93 +134,11 @@ def segmentation_metrics(
 #
 # Written here rather than taken from a library: MONAI, medpy and surface-distance each score one
 # image pair at a time with their own empty-case rules (NaN, inf or an exception), none implements
-# BraTS 2023's lesion-wise Dice over a whole set, and the validation callback needs all of them
-# from one labelling per image. medpy's `hd95` and `obj_tpr` cross-check these in the tests.
+# BraTS 2023's lesion-wise Dice, and the validation callback needs all of them from one labelling
+# per image. The BraTS rules live in :mod:`segsweep.evaluation.lesions`; medpy's `hd95` and
+# `obj_tpr` cross-check these in the tests.
 
-_EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity: diagonal neighbours join one lesion
 _FOUR = ndimage.generate_binary_structure(2, 1)
-
-
-@dataclass(frozen=True)
-class LesionCounts:
-    """Lesion-level tallies of one image (or, summed, of a set)."""
-
-    true: int = 0  # true lesions scored (at least min_lesion_px pixels)
-    found: int = 0  # scored true lesions matched by some predicted component
-    pred: int = 0  # predicted components (but those touching only lesions too small to score)
-    pred_matched: int = 0  # predicted components that touch some scored true lesion
-    dice_sum: float = 0.0  # Σ Dice of each scored true lesion with the components matching it
-
-    @property
-    def false_positive(self) -> int:
-        return self.pred - self.pred_matched
-
-    def __add__(self, other: LesionCounts) -> LesionCounts:
-        return LesionCounts(
-            *(getattr(self, f) + getattr(other, f) for f in LesionCounts.__dataclass_fields__)
-        )
-
-
-def matched_pairs(true_lab: np.ndarray, pred_lab: np.ndarray, dilation: int) -> np.ndarray:
-    """Unique (true lesion, predicted component) pairs that touch, shape ``(k, 2)``.
-
-    A component matches a lesion when it shares a pixel with the lesion dilated ``dilation``
-    times by the 3×3 square (BraTS' rule in 2D), that is within chessboard distance
-    ``dilation``. Each lesion is dilated on its own, so lesions whose dilations overlap are
-    matched independently: shifting the labels by every offset of that square does exactly that.
-    """
-    h, w = true_lab.shape
-    pairs = []
-    for dy in range(-dilation, dilation + 1):
-        for dx in range(-dilation, dilation + 1):
-            if abs(dy) >= h or abs(dx) >= w:
-                continue  # a shift past the image's edge overlaps nothing
-            t = true_lab[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
-            p = pred_lab[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
-            both = (t > 0) & (p > 0)
-            pairs.append(np.stack([t[both], p[both]], axis=1))
-    return np.unique(np.concatenate(pairs), axis=0)
-
-
-def label_lesions(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """The 8-connected components of a boolean mask: (labels, count)."""
-    return ndimage.label(mask, structure=_EIGHT)
-
-
-def lesion_counts(
-    truth: np.ndarray, pred: np.ndarray, *, match_dilation: int = 0, min_lesion_px: int = 0
-) -> LesionCounts:
-    """Lesion tallies of one boolean ``(H, W)`` pair.
-
-    True lesions below ``min_lesion_px`` are left out of the scores but still match: a
-    component touching only such a lesion is neither a hit nor a false positive, so it leaves
-    precision alone (BraTS counts it as no false positive).
-    """
-    true_lab, n_true = label_lesions(truth)
-    pred_lab, n_pred = label_lesions(pred)
-    true_size = np.bincount(true_lab.ravel(), minlength=n_true + 1)
-    scored = true_size >= min_lesion_px
-    scored[0] = False
-    if n_true == 0 or n_pred == 0:
-        return LesionCounts(true=int(scored.sum()), pred=n_pred)
-    pred_size = np.bincount(pred_lab.ravel(), minlength=n_pred + 1)
-    pairs = matched_pairs(true_lab, pred_lab, match_dilation)
-    hits = np.unique(pairs[scored[pairs[:, 0]], 1])  # components touching a scored lesion
-    touching_small_only = len(np.unique(pairs[:, 1])) - len(hits)
-    # Every component touching lesion i is merged before scoring it; components are disjoint,
-    # so the union's size is the sum of theirs, and its overlap with i is i's predicted pixels.
-    union = np.bincount(pairs[:, 0], weights=pred_size[pairs[:, 1]], minlength=n_true + 1)
-    overlap = np.bincount(true_lab[pred_lab > 0], minlength=n_true + 1)
-    dice = 2.0 * overlap / np.maximum(true_size + union, 1)
-    found = np.zeros(n_true + 1, dtype=bool)
-    found[pairs[:, 0]] = True
-    return LesionCounts(
-        true=int(scored.sum()),
-        found=int((found & scored).sum()),
-        pred=n_pred - touching_small_only,
-        pred_matched=len(hits),
-        dice_sum=float(dice[scored].sum()),
-    )
 
 
 def hd95(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -232,28 +158,43 @@ def hd95(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(np.percentile(np.concatenate([to_t, to_p]), 95))
 
 
-def lesion_scores(total: LesionCounts) -> dict[str, float]:
-    """Recall, precision, F1 and lesion-wise Dice of a set from its summed tallies.
+def lesion_scores(cases: LesionCounts | Sequence[LesionCounts]) -> dict[str, float]:
+    """Recall, precision, F1 and lesion-wise Dice of a set from the tallies of its cases.
 
-    Empty cases: with no scored true lesion in the set, recall is 1 if nothing was invented
-    (no false-positive component) else 0; with no predicted component, precision is 1 if there
-    is no scored true lesion else 0; F1 is 0 when precision and recall are both 0; lesion_dsc is
-    1 when there is neither a scored true lesion nor a false positive.
+    ``lesion_dsc`` is BraTS 2023's: each case's lesion-wise Dice, then the mean over cases;
+    ``lesion_dsc_pooled`` divides the tallies summed over all cases instead (what segsweep
+    reported as ``lesion_dsc`` before). The detection figures are pooled. One ``LesionCounts``
+    is one case. Empty cases: with no scored true lesion in the set, recall is 1 if nothing was
+    invented (no false-positive component) else 0; with no predicted component, precision is 1
+    if there is no scored true lesion else 0; F1 is 0 when precision and recall are both 0; a
+    case's lesion Dice is 1 when it has neither a scored true lesion nor a false positive.
     """
+    cases = [cases] if isinstance(cases, LesionCounts) else list(cases)
+    total = sum(cases, LesionCounts())
     fp = total.false_positive
     recall = total.found / total.true if total.true else float(fp == 0)
     precision = total.pred_matched / total.pred if total.pred else float(total.true == 0)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    denominator = total.true + fp
     return {
         "lesion_recall": recall,
         "lesion_precision": precision,
         "lesion_f1": f1,
-        "lesion_dsc": total.dice_sum / denominator if denominator else 1.0,
+        "lesion_dsc": float(np.mean([case_lesion_dsc(c) for c in cases])) if cases else 1.0,
+        "lesion_dsc_pooled": case_lesion_dsc(total),
         "lesions_true": float(total.true),
         "lesions_missed": float(total.true - total.found),
         "lesions_fp": float(fp),
     }
+
+
+def by_case(counts: Sequence[LesionCounts], cases: Sequence | None) -> list[LesionCounts]:
+    """Each case's tallies, its images' summed; ``cases=None``: every image is its own case."""
+    if cases is None:
+        return list(counts)
+    summed: dict = {}
+    for case, c in zip(cases, counts, strict=True):
+        summed[case] = summed.get(case, LesionCounts()) + c
+    return list(summed.values())
 
 
 def lesion_metrics(
@@ -264,23 +205,27 @@ def lesion_metrics(
     match_dilation: int = 0,
     min_lesion_px: int = 0,
     with_hd95: bool = True,
+    cases: Sequence | None = None,
 ) -> dict[str, float]:
     """Lesion-wise metrics of a whole set on masks thresholded at the model's resolution.
 
     Keys: ``lesion_recall``, ``lesion_precision``, ``lesion_f1``, ``lesion_dsc`` (BraTS 2023
-    lesion-wise Dice: Σ per-lesion Dice / (true lesions + false-positive components)), the
-    counts ``lesions_true``, ``lesions_missed``, ``lesions_fp``, and ``hd95`` (per image,
-    averaged over images; left out when ``with_hd95`` is false). Counts are summed over the
-    images, then divided. Empty cases: :func:`lesion_scores` and :func:`hd95`.
+    lesion-wise Dice: per case Σ lesion Dice / (true lesions + false-positive components), then
+    the mean over cases), ``lesion_dsc_pooled``, the counts ``lesions_true``,
+    ``lesions_missed``, ``lesions_fp``, and ``hd95`` (per image, in pixels, averaged over
+    images; left out when ``with_hd95`` is false). ``cases`` gives each image's case (a
+    patient's slices); without it every image is a case. Empty cases: :func:`lesion_scores`
+    and :func:`hd95`.
     """
     truth, prob = _flatten_pair(y_true, prob)
     pred = _binarise(prob, threshold, owner="lesion_metrics")
     shape = np.shape(y_true)[1:3]
     truth, pred = truth.reshape(-1, *shape), pred.reshape(-1, *shape)
-    total = LesionCounts()
-    for t, p in zip(truth, pred, strict=True):
-        total += lesion_counts(t, p, match_dilation=match_dilation, min_lesion_px=min_lesion_px)
-    scores = lesion_scores(total)
+    per_image = [
+        lesion_counts(t, p, match_dilation=match_dilation, min_lesion_px=min_lesion_px)
+        for t, p in zip(truth, pred, strict=True)
+    ]
+    scores = lesion_scores(by_case(per_image, cases))
     if with_hd95:
         scores["hd95"] = float(np.mean([hd95(t, p) for t, p in zip(truth, pred, strict=True)]))
     return scores

@@ -1,0 +1,1 @@
+"""Scoring predictions: lesion-wise metrics as challenges define them, and statistics over cases."""
