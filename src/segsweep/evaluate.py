@@ -1,26 +1,39 @@
-"""Scoring a set of predictions image by image: pooled metrics, per-image values, bootstrap.
+"""Scoring a set of predictions image by image: pooled metrics, per-case values, bootstrap.
 
 :mod:`segsweep.metrics` scores one validation batch of equal-sized masks. Finalizing a study
 needs more: test images keep their own original sizes, the champion is compared with the other
-candidates image by image (a paired test), and the test value gets a bootstrap confidence
-interval over images. So each image is reduced once to the counts every metric is built from,
-and any metric of any subset of images is computed from those counts.
+candidates case by case, and the test value gets a bootstrap confidence interval. So each image
+is reduced once to the counts every metric is built from, and any metric of any subset of images
+is computed from those counts.
+
+The statistical unit is the case (a patient: the images sharing a ``data.group_pattern`` group,
+or a volume's slices), not the image: slices of one patient are not independent, and resampling
+them one by one made intervals several times too narrow. Without groups every image is a case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from segsweep.metrics import LesionCounts, hd95, label_lesions, lesion_counts, lesion_scores
+from segsweep.metrics import (
+    LesionCounts,
+    by_case,
+    hd95,
+    label_lesions,
+    lesion_counts,
+    lesion_scores,
+)
 
 __all__ = [
     "ImageCounts",
     "count_images",
     "drop_small_components",
     "bootstrap_ci",
+    "case_values",
+    "paired_difference",
     "per_image_values",
     "set_metrics",
 ]
@@ -38,9 +51,14 @@ class ImageCounts:
     soft_total: np.ndarray
     hd95: np.ndarray
     lesions: tuple[LesionCounts, ...]
+    case: np.ndarray  # each image's case, 0..K-1: the unit of the bootstrap and paired tests
 
     def __len__(self) -> int:
         return len(self.tp)
+
+    @property
+    def n_cases(self) -> int:
+        return len(np.unique(self.case))
 
     def take(self, idx: np.ndarray) -> ImageCounts:
         return ImageCounts(
@@ -49,7 +67,22 @@ class ImageCounts:
             self.soft_total[idx],
             self.hd95[idx],
             tuple(self.lesions[i] for i in idx),
+            self.case[idx],
         )
+
+    def members(self) -> list[np.ndarray]:
+        """The image positions of each case, in case order."""
+        order = np.argsort(self.case, kind="stable")
+        _, starts = np.unique(self.case[order], return_index=True)
+        return np.split(order, starts[1:])
+
+
+def _draw(c: ImageCounts, members: list[np.ndarray], draw: np.ndarray) -> ImageCounts:
+    """The cases ``draw`` (positions in ``members``, repeats allowed) as a set of new cases:
+    a case drawn twice counts as two cases, as the bootstrap requires."""
+    idx = np.concatenate([members[k] for k in draw])
+    sizes = [len(members[k]) for k in draw]
+    return replace(c.take(idx), case=np.repeat(np.arange(len(draw)), sizes))
 
 
 def drop_small_components(pred: np.ndarray, min_px: int) -> np.ndarray:
@@ -71,8 +104,12 @@ def count_images(
     match_dilation: int | Sequence[int] = 0,
     min_lesion_px: int | Sequence[int] = 0,
     min_component_px: int | Sequence[int] = 0,
+    cases: Sequence | None = None,
 ) -> ImageCounts:
     """Counts of each (truth, probability) pair of 2-D arrays; sizes may differ between images.
+
+    ``cases`` names each image's case (e.g. :func:`segsweep.data.split.case_ids`); without it
+    every image is its own case.
 
     ``min_component_px`` removes predicted components smaller than that before scoring (the
     post-processing finalize may choose). Either minimum may be one number per image (sizes
@@ -101,10 +138,12 @@ def count_images(
             )
         )
     columns = list(zip(*rows, strict=True)) if rows else [()] * 8
+    case = np.arange(n) if cases is None else np.unique(np.asarray(cases), return_inverse=True)[1]
     return ImageCounts(
         *(np.asarray(c, dtype=np.int64) for c in columns[:4]),
         *(np.asarray(c, dtype=np.float64) for c in columns[4:7]),
         tuple(columns[7]),
+        np.asarray(case, dtype=np.int64).reshape(-1),
     )
 
 
@@ -122,7 +161,7 @@ def set_metrics(c: ImageCounts) -> dict[str, float]:
     tp, n_true, n_pred = int(c.tp.sum()), int(c.n_true.sum()), int(c.n_pred.sum())
     empty = n_true == 0 and n_pred == 0
     soft_total = float(c.soft_total.sum())
-    total = sum(c.lesions, LesionCounts())
+    lesions = by_case(c.lesions, c.case.tolist())
     return {
         "dsc": float(_dice(c.tp, c.n_true, c.n_pred).mean()),
         "dsc_global": _ratio(2 * tp, n_true + n_pred, empty),
@@ -132,7 +171,7 @@ def set_metrics(c: ImageCounts) -> dict[str, float]:
         "recall": _ratio(tp, n_true, empty),
         "pred_fg": n_pred / max(int(c.pixels.sum()), 1),
         "true_fg": n_true / max(int(c.pixels.sum()), 1),
-        **lesion_scores(total),
+        **lesion_scores(lesions),
         "hd95": float(c.hd95.mean()),
     }
 
@@ -143,15 +182,50 @@ def objective_value(c: ImageCounts, objective: str) -> float:
 
 
 def per_image_values(c: ImageCounts, objective: str) -> np.ndarray:
-    """The objective of each image alone, shape (N,): what a paired test compares."""
+    """The objective of each image alone, shape (N,)."""
     return np.array([objective_value(c.take(np.array([i])), objective) for i in range(len(c))])
+
+
+def case_values(c: ImageCounts, objective: str) -> np.ndarray:
+    """The objective of each case alone (its images pooled as the objective defines), shape
+    (K,), in case order: what a paired test over cases compares."""
+    return np.array([objective_value(c.take(m), objective) for m in c.members()])
 
 
 def bootstrap_ci(
     c: ImageCounts, objective: str, *, n: int = 2000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``objective`` over images resampled with replacement."""
-    rng = np.random.default_rng(seed)
-    values = [objective_value(c.take(rng.integers(0, len(c), len(c))), objective) for _ in range(n)]
+    """Percentile bootstrap interval of ``objective`` over cases resampled with replacement
+    (each drawn case brings all its images)."""
+    rng, members = np.random.default_rng(seed), c.members()
+    k = len(members)
+    draws = (_draw(c, members, rng.integers(0, k, k)) for _ in range(n))
+    values = [objective_value(d, objective) for d in draws]
     lo, hi = np.percentile(values, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def paired_difference(
+    a: ImageCounts,
+    b: ImageCounts,
+    objective: str,
+    *,
+    n: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """``objective(a) - objective(b)`` of two predictions of the same images, and its paired
+    percentile bootstrap interval: both resampled with the same draws of cases."""
+    if not np.array_equal(a.case, b.case):
+        raise ValueError("a paired difference needs the same images, in the same cases")
+    rng, members = np.random.default_rng(seed), a.members()
+    k = len(members)
+    diffs = []
+    for _ in range(n):
+        draw = rng.integers(0, k, k)
+        diffs.append(
+            objective_value(_draw(a, members, draw), objective)
+            - objective_value(_draw(b, members, draw), objective)
+        )
+    lo, hi = np.percentile(diffs, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return objective_value(a, objective) - objective_value(b, objective), float(lo), float(hi)

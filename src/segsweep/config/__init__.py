@@ -23,6 +23,7 @@ from segsweep.config._sections import (
     SECTIONS,
     AugmentSettings,
     DataSettings,
+    FinalizeSettings,
     MetricsSettings,
     SearchSettings,
     SpaceSettings,
@@ -40,6 +41,7 @@ __all__ = [
     "Check",
     "Config",
     "DataSettings",
+    "FinalizeSettings",
     "MetricsSettings",
     "SearchSettings",
     "SpaceSettings",
@@ -66,6 +68,7 @@ class Config:
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    finalize: FinalizeSettings = field(default_factory=FinalizeSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     space: SpaceSettings = field(default_factory=SpaceSettings)
 

@@ -130,7 +130,7 @@ class SearchSettings:
     pruner: str = setting(
         "sha",
         'Optuna pruner: "sha" = successive halving (reduction factor 3, rungs at min_epochs x '
-        '1, 3, 9, ...: keeps a third at each; measured to buy 3.6-4.2x the trials, '
+        "1, 3, 9, ...: keeps a third at each; measured to buy 3.6-4.2x the trials, "
         'benchmarks/RESULTS.md section 4); "hyperband"; "median"; "none"',
         one_of("hyperband", "sha", "median", "none"),
     )
@@ -175,6 +175,17 @@ class MetricsSettings:
         "true lesions smaller than this many pixels (at the model's resolution) are left out "
         "of the lesion-wise scores; false positives count at any size",
         int_in(0, 10**6),
+    )
+
+
+@dataclass(frozen=True)
+class FinalizeSettings:
+    margin: float = setting(
+        0.01,
+        "non-inferiority margin, in the objective's units: a cheaper candidate becomes champion "
+        "only if the 95 % bootstrap interval (over cases) of its difference to the CV leader "
+        "lies above -margin",
+        float_in(0, 1),
     )
 
 
@@ -258,6 +269,7 @@ SECTIONS: dict[str, type] = {
     "augment": AugmentSettings,
     "search": SearchSettings,
     "metrics": MetricsSettings,
+    "finalize": FinalizeSettings,
     "tracking": TrackingSettings,
     "space": SpaceSettings,
 }

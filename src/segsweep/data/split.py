@@ -19,7 +19,7 @@ import numpy as np
 
 from segsweep.errors import ConfigError, DataError
 
-__all__ = ["groups_from_stems", "split_indices"]
+__all__ = ["case_ids", "groups_from_stems", "split_indices"]
 
 
 def groups_from_stems(stems: Sequence[str], pattern: str) -> list[str]:
@@ -39,6 +39,12 @@ def groups_from_stems(stems: Sequence[str], pattern: str) -> list[str]:
             raise DataError(f"file stem {stem!r} does not match group_pattern {pattern!r}")
         groups.append(group)
     return groups
+
+
+def case_ids(stems: Sequence[str], group_pattern: str = "") -> list[str]:
+    """Each image's case, the unit of every statistic over a set: its group under
+    ``group_pattern`` (a patient's slices are one case), else the image itself."""
+    return groups_from_stems(stems, group_pattern) if group_pattern else list(stems)
 
 
 def _val_count(n: int, val_fraction: float) -> int:

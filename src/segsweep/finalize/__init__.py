@@ -3,9 +3,10 @@
 1. The ``top`` best distinct completed configurations are cross-validated (``folds`` folds of
    train+validation, grouped and stratified; the test set stays out) through the same
    coordinator and workers as ``study run`` (see :mod:`segsweep.finalize._cv`).
-2. Out-of-fold predictions rank them: each candidate's objective per fold (mean ± sd), and a
-   per-image Wilcoxon test of the leader against each other; a cheaper candidate that is not
-   significantly worse wins (:mod:`segsweep.finalize._select`).
+2. Out-of-fold predictions rank them: each candidate's objective per fold (mean ± sd), and each
+   one's difference to the leader with a paired bootstrap interval over cases; a cheaper
+   candidate wins only when shown non-inferior within ``finalize.margin``
+   (:mod:`segsweep.finalize._select`).
 3. Test-time augmentation (a horizontal flip) and post-processing (dropping small predicted
    components) are kept only if the champion's CV objective rises.
 4. The champion's fold models, averaged, are logged as one MLflow pyfunc model and registered as
@@ -31,6 +32,7 @@ from segsweep import backend
 from segsweep.champion import Champion, ChampionSettings, log_champion
 from segsweep.config import Config
 from segsweep.data.io import load_dataset
+from segsweep.data.split import case_ids
 from segsweep.errors import StudyError
 from segsweep.finalize._cv import (
     companion,
@@ -205,7 +207,7 @@ class _Pool:
     truth: np.ndarray
     fold: np.ndarray
     channels: int
-    scoring: dict  # threshold, match_dilation, min_lesion_px
+    scoring: dict  # threshold, match_dilation, min_lesion_px, and each image's case
 
 
 def _pool(cfg: Config, stems: list[str], fold_map: dict[str, int]) -> _Pool:
@@ -228,6 +230,7 @@ def _pool(cfg: Config, stems: list[str], fold_map: dict[str, int]) -> _Pool:
             "threshold": cfg.train.threshold,
             "match_dilation": cfg.metrics.match_dilation,
             "min_lesion_px": cfg.metrics.min_lesion_px,
+            "cases": case_ids(stems, cfg.data.group_pattern),
         },
     )
 
@@ -259,7 +262,9 @@ def _conclude(
     with tempfile.TemporaryDirectory(prefix="segsweep-finalize-") as tmp:
         workdir = Path(tmp)
         candidates, probs = _candidates(cfg, comp, trials, pool, folds, tracker, workdir)
-        champion, p_values, why = choose_champion(candidates, objective)
+        champion, compared, why = choose_champion(
+            candidates, objective, margin=cfg.finalize.margin, seed=cfg.search.seed
+        )
         plain, tta, models = probs[champion.trial]
         with_tta = cv_score(pool.truth, tta, pool.fold, objective, **kw)
         use_tta = with_tta.mean > champion.score.mean
@@ -285,8 +290,8 @@ def _conclude(
     assignment = study_assignment(study)
     test = score_test(cfg, assignment, model, objective) if assignment and assignment.test else None
     doc = document(
-        study, objective, champion, candidates, p_values, why, use_tta, with_tta, min_px,
-        by_size, final, test, model_uri, version,
+        study, objective, champion, candidates, compared, why, use_tta, with_tta, min_px,
+        by_size, final, test, model_uri, version, margin=cfg.finalize.margin,
     )  # fmt: skip
     log_result(tracker, parent, doc, final)
     study.set_user_attr(CHAMPION_ATTR, json.dumps(doc["champion"]))

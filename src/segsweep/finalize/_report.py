@@ -12,8 +12,8 @@ __all__ = ["document", "log_result", "render"]
 
 
 def document(
-    study, objective, champion, candidates, p_values, why, use_tta, with_tta, min_px, by_size,
-    final, test, model_uri, version,
+    study, objective, champion, candidates, compared, why, use_tta, with_tta, min_px, by_size,
+    final, test, model_uri, version, *, margin,
 ) -> dict[str, Any]:  # fmt: skip
     cv = champion.score
     test_doc = None
@@ -22,6 +22,7 @@ def document(
             "value": test.value,
             "ci95": list(test.ci95),
             "n_images": test.n_images,
+            "n_cases": test.n_cases,
             "metrics": {f"test_{k}": v for k, v in test.metrics.items()},
             "ensemble_value": test.ensemble_value,
             "single_fold_values": list(test.single_fold_values),
@@ -34,7 +35,13 @@ def document(
             "params": champion.params,
             "search_value": champion.search_value,
             "why": why,
-            "cv": {"mean": cv.mean, "sd": cv.sd, "folds": list(cv.folds)},
+            "cv": {
+                "mean": cv.mean,
+                "sd": cv.sd,
+                "folds": list(cv.folds),
+                "n_images": len(cv.counts),
+                "n_cases": cv.counts.n_cases,
+            },
             "cv_final": {"mean": final.mean, "sd": final.sd, "folds": list(final.folds)},
             "tta": use_tta,
             "tta_cv_mean": with_tta.mean,
@@ -51,10 +58,22 @@ def document(
                 "cv_mean": c.score.mean,
                 "cv_sd": c.score.sd,
                 "flops": c.flops,
-                "p_value": p_values.get(c.trial),
+                **_against_leader(compared.get(c.trial), margin),
             }
             for c in candidates
         ],
+        "margin": margin,
+    }
+
+
+def _against_leader(comparison: Any, margin: float) -> dict[str, Any]:
+    """A candidate's difference to the CV leader (None for the leader itself)."""
+    if comparison is None:
+        return {"difference": None, "difference_ci95": None, "non_inferior": None}
+    return {
+        "difference": comparison.difference,
+        "difference_ci95": [comparison.low, comparison.high],
+        "non_inferior": comparison.low > -margin,
     }
 
 
@@ -81,8 +100,13 @@ def render(doc: dict[str, Any]) -> str:
     c, obj = doc["champion"], doc["objective"]
     lines = [f"study '{doc['study']}' finalized on {obj}", "", "candidates (cross-validation):"]
     for cand in doc["candidates"]:
-        p = cand["p_value"]
-        vs = "the CV leader" if p is None else f"p = {p:.3g} against the CV leader"
+        d, ci = cand["difference"], cand["difference_ci95"]
+        vs = (
+            "the CV leader"
+            if d is None
+            else f"{d:+.4f} against the CV leader, 95 % CI over cases {ci[0]:+.4f} to "
+            f"{ci[1]:+.4f}, margin {doc['margin']:g}"
+        )
         lines.append(
             f"  trial {cand['trial']}: search {cand['search_value']:.4f}, CV "
             f"{cand['cv_mean']:.4f} ± {cand['cv_sd']:.4f}, {_flops(cand['flops'])} ({vs})"
@@ -102,7 +126,8 @@ def render(doc: dict[str, Any]) -> str:
         f"{c['cv_final']['sd']:.4f}"
         + (
             f" -> test {c['test']['value']:.4f} (95 % CI {c['test']['ci95'][0]:.4f}–"
-            f"{c['test']['ci95'][1]:.4f}, {c['test']['n_images']} images)"
+            f"{c['test']['ci95'][1]:.4f} over {c['test']['n_cases']} cases, "
+            f"{c['test']['n_images']} images)"
             if c["test"]
             else " (no test set: data.test_fraction = 0, or the study was created before segsweep"
             " kept one)"

@@ -1,5 +1,5 @@
-"""Choosing from out-of-fold predictions: CV scores, a paired test, the champion, TTA and
-post-processing — each kept only when cross-validation says it helps."""
+"""Choosing from out-of-fold predictions: CV scores, a non-inferiority rule for the champion,
+TTA and post-processing — each kept only when cross-validation says it helps."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segsweep.evaluate import ImageCounts, count_images, objective_value, per_image_values
+from segsweep.evaluate import ImageCounts, count_images, objective_value, paired_difference
 
-__all__ = ["Candidate", "CvScore", "choose_champion", "choose_postprocessing", "cv_score"]
+__all__ = [
+    "Candidate",
+    "Comparison",
+    "CvScore",
+    "choose_champion",
+    "choose_postprocessing",
+    "cv_score",
+]
 
 MIN_COMPONENT_GRID = (0, 2, 4, 8, 16, 32, 64)  # pixels at the model's resolution
-ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,10 @@ def cv_score(
     match_dilation: int,
     min_lesion_px: int,
     min_component_px: int = 0,
+    cases: list | None = None,
 ) -> CvScore:
-    """Objective per held-out fold, from out-of-fold ``prob`` (N, S, S) against ``truth``."""
+    """Objective per held-out fold, from out-of-fold ``prob`` (N, S, S) against ``truth``;
+    ``cases`` names each image's case (none: every image is one)."""
     counts = count_images(
         list(truth),
         list(prob),
@@ -57,6 +65,7 @@ def cv_score(
         match_dilation=match_dilation,
         min_lesion_px=min_lesion_px,
         min_component_px=min_component_px,
+        cases=cases,
     )
     folds = tuple(
         objective_value(counts.take(np.flatnonzero(fold == k)), objective)
@@ -65,42 +74,48 @@ def cv_score(
     return CvScore(folds, counts)
 
 
-def paired_p_value(a: ImageCounts, b: ImageCounts, objective: str) -> float:
-    """Two-sided Wilcoxon signed-rank p-value of the per-image objective, a against b."""
-    from scipy.stats import wilcoxon
+@dataclass(frozen=True)
+class Comparison:
+    """A candidate's pooled out-of-fold objective minus the leader's, with its 95 % paired
+    bootstrap interval over cases."""
 
-    diff = per_image_values(a, objective) - per_image_values(b, objective)
-    if not np.any(diff):
-        return 1.0  # identical on every image: no evidence of a difference
-    return float(wilcoxon(diff, zero_method="wilcox").pvalue)
+    difference: float
+    low: float
+    high: float
 
 
 def choose_champion(
-    candidates: list[Candidate], objective: str
-) -> tuple[Candidate, dict[int, float], str]:
-    """(champion, p-value of the leader against each other candidate, why).
+    candidates: list[Candidate], objective: str, *, margin: float, seed: int = 0
+) -> tuple[Candidate, dict[int, Comparison], str]:
+    """(champion, each other candidate's comparison with the leader, why).
 
-    The leader has the highest CV mean. A candidate with fewer FLOPs that is not significantly
-    worse than the leader (p >= 0.05) is preferred, the cheapest such one: equal accuracy at
-    lower cost is the better model to deploy.
+    The leader has the highest CV mean. A candidate with fewer FLOPs wins only if it is shown
+    not to be worse by more than ``margin``: the lower bound of the interval of its difference
+    to the leader lies above ``-margin`` (non-inferiority). A test that merely fails to find a
+    difference proves nothing: few cases or a noisy candidate would pass it. Among those shown
+    non-inferior, the cheapest wins: equal accuracy at lower cost is the better model to deploy.
     """
     leader = max(candidates, key=lambda c: c.score.mean)
-    p = {
-        c.trial: paired_p_value(leader.score.counts, c.score.counts, objective)
+    compared = {
+        c.trial: Comparison(
+            *paired_difference(c.score.counts, leader.score.counts, objective, seed=seed)
+        )
         for c in candidates
         if c is not leader
     }
     cheaper = [c for c in candidates if c is not leader and c.flops < leader.flops]
-    equal = [c for c in cheaper if p[c.trial] >= ALPHA]
-    if not equal:
-        return leader, p, f"trial {leader.trial} has the highest CV mean {objective}"
-    pick = min(equal, key=lambda c: c.flops)
+    fine = [c for c in cheaper if compared[c.trial].low > -margin]
+    if not fine:
+        return leader, compared, f"trial {leader.trial} has the highest CV mean {objective}"
+    pick = min(fine, key=lambda c: c.flops)
+    d = compared[pick.trial]
     why = (
         f"trial {pick.trial} needs {leader.flops / pick.flops:.1f}x fewer FLOPs than the CV "
-        f"leader trial {leader.trial} and is not significantly worse (Wilcoxon p = "
-        f"{p[pick.trial]:.3f} >= {ALPHA})"
+        f"leader trial {leader.trial} and is non-inferior: {objective} difference "
+        f"{d.difference:+.4f} (95 % CI over cases {d.low:+.4f} to {d.high:+.4f}, lower bound "
+        f"above -{margin:g}, the margin)"
     )
-    return pick, p, why
+    return pick, compared, why
 
 
 def choose_postprocessing(

@@ -18,6 +18,7 @@ from segsweep.champion import champion_mask, ensemble_probabilities
 from segsweep.config import Config
 from segsweep.data.assign import Assignment
 from segsweep.data.io import content_box, find_pairs, prepare_image, read_image, read_mask
+from segsweep.data.split import case_ids
 from segsweep.evaluate import ImageCounts, bootstrap_ci, count_images, objective_value, set_metrics
 
 __all__ = ["TestScore", "score_test"]
@@ -29,6 +30,7 @@ class TestScore:
     value: float
     ci95: tuple[float, float]
     n_images: int
+    n_cases: int  # the bootstrap's unit: a patient's images are one case
     single_fold_values: tuple[float, ...]  # each fold model alone, no TTA or post-processing
     ensemble_value: float  # the fold models averaged, no TTA or post-processing
 
@@ -57,7 +59,9 @@ def score_test(
     set, the objective's 95 % bootstrap interval, and what the fold ensemble added."""
     s = champion.settings
     truths, sizes, batches = [], [], []
-    for pair in _test_pairs(cfg, assignment):
+    pairs = _test_pairs(cfg, assignment)
+    cases = case_ids([p.stem for p in pairs], cfg.data.group_pattern)
+    for pair in pairs:
         raw = read_image(pair.image)
         truths.append(read_mask(pair.mask, threshold=cfg.data.mask_threshold))
         sizes.append(raw.shape[:2])
@@ -75,7 +79,7 @@ def score_test(
     chunks = range(0, len(x), batch_size)
     prob = np.concatenate([champion.probabilities(x[i : i + batch_size]) for i in chunks])
     masks = [champion_mask(p, size, s) for p, size in zip(prob, sizes, strict=True)]
-    counts = _counts(cfg, truths, masks, sizes)
+    counts = _counts(cfg, truths, masks, sizes, cases)
     metrics = set_metrics(counts)
     del metrics["dsc_soft"]  # scored on the written 0/1 masks: it would equal dsc_global
     # The ensemble's own contribution, before TTA and post-processing: each fold model alone
@@ -88,23 +92,25 @@ def score_test(
             [ensemble_probabilities(nets, x[i : i + batch_size], tta=False) for i in chunks]
         )
         m = [champion_mask(q, size, plain_settings) for q, size in zip(p, sizes, strict=True)]
-        return objective_value(_counts(cfg, truths, m, sizes), objective)
+        return objective_value(_counts(cfg, truths, m, sizes, cases), objective)
 
     return TestScore(
         metrics=metrics,
         value=metrics[objective.removeprefix("val_")],
         ci95=bootstrap_ci(counts, objective, seed=cfg.search.seed),
         n_images=len(truths),
+        n_cases=counts.n_cases,
         single_fold_values=tuple(value_of([net]) for net in champion.nets),
         ensemble_value=value_of(champion.nets),
     )
 
 
-def _counts(cfg: Config, truths: list, masks: list, sizes: list) -> ImageCounts:
+def _counts(cfg: Config, truths: list, masks: list, sizes: list, cases: list) -> ImageCounts:
     return count_images(
         truths,
         [m / 255.0 for m in masks],
         threshold=0.5,
         match_dilation=[round(cfg.metrics.match_dilation * _scale(z, cfg)) for z in sizes],
         min_lesion_px=[round(cfg.metrics.min_lesion_px * _scale(z, cfg) ** 2) for z in sizes],
+        cases=cases,
     )
