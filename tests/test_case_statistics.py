@@ -32,7 +32,7 @@ def test_a_patients_slices_are_resampled_together():
     rng = np.random.default_rng(0)
     stems = [f"patient{p:02d}_s{s}" for p in range(10) for s in range(20)]
     truths, probs = [], []
-    for p in range(10):
+    for _patient in range(10):
         quality = rng.uniform(0.2, 1.0)
         for _ in range(20):
             t, q = square(40, 30, int(round(30 * np.clip(quality + rng.normal(0, 0.05), 0, 1))))

@@ -49,6 +49,11 @@ def command() -> None:
     help="start from this settings file (e.g. studies/examples/seed-baseline.toml)",
 )
 @click.option("--exist-ok", is_flag=True, help="keep an existing study; update its settings")
+@click.option(
+    "--allow-overlap",
+    is_flag=True,
+    help="accept a data.test_dir sharing cases or images with the training data (recorded)",
+)
 def study_create(
     name: str,
     data_dir: Path | None,
@@ -56,6 +61,7 @@ def study_create(
     assignments: tuple[str, ...],
     config_file: Path | None,
     exist_ok: bool,
+    allow_overlap: bool,
 ) -> None:
     """Write studies/NAME.toml with every setting and create the Optuna study."""
     from segsweep.config import (
@@ -87,7 +93,7 @@ def study_create(
     cfg = config_from_dict(apply_overrides(config_to_dict(base), overrides))
     _ensure_data(cfg, default_used=cfg.data.dir == Config().data.dir)
     url = storage_url(cfg)
-    study = create_study(cfg, url, exist_ok=exist_ok, assignment=_assign(cfg))
+    study = create_study(cfg, url, exist_ok=exist_ok, assignment=_assign(cfg, allow_overlap))
     split_line = _write_split(study, cfg.study.name)
     # The MLflow experiment (and, on a fresh database, its schema) is made here, once, so that
     # several hosts starting `study run` together never race to create it.
@@ -107,7 +113,7 @@ def study_create(
     click.echo(f"next: segsweep study run {name} --trials 20")
 
 
-def _assign(cfg: Any) -> Any:
+def _assign(cfg: Any, allow_overlap: bool) -> Any:
     """Every image to train, val or test, by the study's data settings."""
     from segsweep.data.assign import assign
 
@@ -120,6 +126,7 @@ def _assign(cfg: Any) -> Any:
         seed=cfg.search.seed,
         group_pattern=d.group_pattern,
         mask_threshold=d.mask_threshold,
+        allow_overlap=allow_overlap,
     )
 
 
@@ -134,6 +141,8 @@ def _write_split(study: Any, name: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(stored.as_split_json(), indent=1) + "\n")
     where = f" from {stored.test_dir}" if stored.test_dir else ""
+    if stored.overlaps:
+        where += f", {len(stored.overlaps)} of them sharing a case or image (--allow-overlap)"
     return (
         f"split: {len(stored.train)} train, {len(stored.val)} val, {len(stored.test)} test"
         f"{where} (in {path}; the search never sees the test images)"

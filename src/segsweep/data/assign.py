@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from segsweep.data.io import Pair, find_pairs, read_mask
+from segsweep.data.leaks import check_no_leaks, find_leaks
 from segsweep.data.split import groups_from_stems, split_indices
 from segsweep.errors import ConfigError, DataError
 
@@ -37,13 +38,15 @@ class Assignment:
     test: tuple[str, ...]
     test_dir: str = ""  # "" = the test images are in data.dir
     digests: dict[str, str] = field(default_factory=dict)  # file path -> sha256
+    overlaps: tuple[str, ...] = ()  # test files sharing a case or image, kept by --allow-overlap
 
     def as_split_json(self) -> dict[str, list[str]]:
         return {"train": list(self.train), "val": list(self.val), "test": list(self.test)}
 
     def to_json(self) -> str:
+        extra = {"overlaps": list(self.overlaps)} if self.overlaps else {}
         return json.dumps(
-            {**self.as_split_json(), "test_dir": self.test_dir, "digests": self.digests}
+            {**self.as_split_json(), "test_dir": self.test_dir, "digests": self.digests, **extra}
         )
 
     @classmethod
@@ -55,6 +58,7 @@ class Assignment:
             test=tuple(doc["test"]),
             test_dir=doc.get("test_dir", ""),
             digests=dict(doc.get("digests", {})),
+            overlaps=tuple(doc.get("overlaps", ())),
         )
 
 
@@ -89,15 +93,23 @@ def assign(
     seed: int,
     group_pattern: str = "",
     mask_threshold: float = 0.0,
+    allow_overlap: bool = False,
 ) -> Assignment:
-    """Assign every pair of ``data_dir`` (and of ``test_dir``) to train, val or test."""
+    """Assign every pair of ``data_dir`` (and of ``test_dir``) to train, val or test.
+
+    A ``test_dir`` sharing a case or an image with ``data_dir`` is refused unless
+    ``allow_overlap``; then the overlaps are recorded in the assignment."""
     pairs = find_pairs(Path(data_dir))
     stems = [p.stem for p in pairs]
     has_lesion = _has_lesion(pairs, mask_threshold)
     test: list[str] = []
+    overlaps: list[str] = []
     digests = file_digests(pairs, Path(data_dir))
     if test_dir:
         test_pairs = find_pairs(Path(test_dir))
+        if not allow_overlap:
+            check_no_leaks(pairs, test_pairs, group_pattern)
+        overlaps = find_leaks(pairs, test_pairs, group_pattern) if allow_overlap else []
         test = [p.stem for p in test_pairs]
         digests |= {f"test:{k}": v for k, v in file_digests(test_pairs, Path(test_dir)).items()}
         rest = np.arange(len(pairs))
@@ -125,6 +137,7 @@ def assign(
         test=tuple(test),
         test_dir=str(test_dir),
         digests=digests,
+        overlaps=tuple(overlaps),
     )
 
 
