@@ -42,6 +42,7 @@ __all__ = [
     "study_assignment",
     "study_config",
     "study_objective",
+    "scoring_of",
     "summary",
 ]
 
@@ -53,6 +54,17 @@ GRACE_PERIOD = 90
 CONFIG_ATTR = "segsweep.config"
 ASSIGNMENT_ATTR = "segsweep.assignment"
 CHAMPION_ATTR = "segsweep.champion"
+# Every test scoring, oldest first: a --rescore adds one and never replaces the first.
+TEST_RECORDS_ATTR = "segsweep.test_records"
+# The settings that shape a score, as the search uses them: finalize scores with these.
+SCORING_ATTR = "segsweep.scoring"
+SCORING_KEYS = (
+    "train.threshold",
+    "metrics.min_lesion_px",
+    "metrics.match_dilation",
+    "data.mask_threshold",
+    "search.objective",
+)
 JOURNAL_LOCK_GRACE = 30  # seconds before a journal lock left by a killed process is broken
 DEFAULT_ATTR = "default"  # on the trial of the default configuration (search.default_first)
 FOLDS_ATTR = "segsweep.folds"  # on a finalize companion study: {"k": {stem: fold}} per k
@@ -154,6 +166,8 @@ def create_study(
         pruner=make_pruner(cfg),
     )
     study.set_user_attr(CONFIG_ATTR, dump_toml(cfg))
+    if not exists:
+        study.set_user_attr(SCORING_ATTR, json.dumps(scoring_of(cfg)))
     if assignment is not None and not exists:
         study.set_user_attr(ASSIGNMENT_ATTR, assignment.to_json())
     if cfg.search.default_first and not exists:
@@ -237,6 +251,11 @@ def study_objective(study: optuna.Study) -> str:
         return "val_dsc"
 
 
+def scoring_of(cfg: Config) -> dict[str, Any]:
+    """The values of :data:`SCORING_KEYS` in ``cfg``."""
+    return {k: getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]) for k in SCORING_KEYS}
+
+
 def check_objective(study: optuna.Study, cfg: Config) -> None:
     """A study's trials were all ranked by one objective: it cannot change once there are any."""
     stored = study_objective(study)
@@ -254,6 +273,8 @@ def record_objective(study: optuna.Study, cfg: Config) -> None:
     check_objective(study, cfg)
     if study_objective(study) != cfg.search.objective:
         study.set_user_attr(CONFIG_ATTR, dump_toml(cfg))
+    if not study.get_trials(deepcopy=False):  # what this first search will score with
+        study.set_user_attr(SCORING_ATTR, json.dumps(scoring_of(cfg)))
 
 
 def check_not_finalized(study: optuna.Study, *, rescore: bool) -> None:
@@ -321,4 +342,5 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "champion": json.loads(study.user_attrs[CHAMPION_ATTR])
         if CHAMPION_ATTR in study.user_attrs
         else None,
+        "test_records": json.loads(study.user_attrs.get(TEST_RECORDS_ATTR, "[]")),
     }

@@ -284,8 +284,9 @@ def _browse_lines(tracking_uri: str, experiment_id: str) -> list[str]:
 @click.option(
     "--rescore",
     is_flag=True,
-    help="finalize again a study whose test set was scored already",
+    help="finalize again a study whose test set was scored already (a second test record)",
 )
+@click.option("--reason", default="", help="why the test set is scored again, kept with its record")
 @storage_option
 @tracking_option
 def study_finalize(
@@ -296,6 +297,7 @@ def study_finalize(
     gpus: str | None,
     as_json: bool,
     rescore: bool,
+    reason: str,
     storage: str | None,
     tracking_uri: str | None,
 ) -> None:
@@ -319,6 +321,7 @@ def study_finalize(
             specs=specs,
             progress=say,
             rescore=rescore,
+            reason=reason,
         )
     except KeyboardInterrupt:
         click.echo(

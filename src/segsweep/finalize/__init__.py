@@ -42,6 +42,7 @@ from segsweep.finalize._cv import (
     pool_stems,
     queue_folds,
 )
+from segsweep.finalize._record import append_test_record, stored_scoring
 from segsweep.finalize._report import document, log_result, render
 from segsweep.finalize._select import (
     Candidate,
@@ -80,11 +81,14 @@ def finalize(
     specs: list[WorkerSpec],
     progress: Callable[[str], None] = print,
     rescore: bool = False,
+    reason: str = "",
 ) -> dict[str, Any]:
     """Cross-validate, choose, register and test; returns the ``--json`` document.
 
     A study whose test set was scored already is refused unless ``rescore``: a test set used
-    twice to decide is no longer a number no selection touched.
+    twice to decide is no longer a number no selection touched; the new score (with ``reason``)
+    is added to the study's test records beside the first. Scores use the study's stored
+    scoring settings (:mod:`segsweep.finalize._record`).
     """
     from segsweep.runner import coordinate
 
@@ -93,11 +97,15 @@ def finalize(
     # the fold models are loaded here in the end: with the study's backend, as workers train
     backend.activate(backend.resolve(cfg.train.backend))
     study = load_study(cfg.study.name, storage)
-    objective = study_objective(study)
-    cfg = cfg.replace(**{"search.objective": objective})
+    cfg = cfg.replace(**{"search.objective": study_objective(study)})
+    cfg, differ = stored_scoring(study, cfg)
+    objective = cfg.search.objective
+    for line in differ:
+        progress(f"scoring with the study's stored {line}")
     check_data_unchanged(study, cfg)
     assignment = study_assignment(study)
     check_not_finalized(study, rescore=rescore)
+    earlier = study.user_attrs.get(CHAMPION_ATTR)
     candidates = distinct_top(study, top)
     for t in candidates:
         _full_params(t, cfg)  # fail now, not after hours of cross-validation
@@ -143,6 +151,11 @@ def finalize(
             coordinate(plan, specs, waiting, progress=progress)
         pool = _pool(cfg, stems, fold_map)
         doc = _conclude(cfg, study, comp, candidates, pool, folds, tracker, parent)
+        doc["scoring_differs_from_toml"] = differ
+        if doc["champion"]["test"] is not None:
+            doc["test_records"] = append_test_record(
+                study, doc["champion"], reason, earlier=earlier
+            )
     except KeyboardInterrupt:
         _end(tracker, comp, parent, "KILLED")
         raise

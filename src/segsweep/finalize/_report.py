@@ -150,6 +150,16 @@ def render(doc: dict[str, Any]) -> str:
             f"model alone (mean of {len(singles)}), before TTA and post-processing"
         )
     lines.append(f"  model: {c['model_uri']} (version {c['model_version']})")
+    lines += [
+        f"  scored with the study's stored {d}" for d in doc.get("scoring_differs_from_toml", [])
+    ]
+    records = doc.get("test_records", [])
+    if len(records) > 1:
+        lines.append(
+            f"  the test set has now been scored {len(records)} times; every record is kept "
+            "(`study status --json`, test_records): "
+            + "; ".join(f"{r['value']:.4f} ({r['reason']})" for r in records)
+        )
     return "\n".join(lines)
 
 
