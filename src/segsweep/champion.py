@@ -8,6 +8,11 @@ the lesion masks, uint8 ``(N, S, S)`` in {0, 1}: the fold models' probabilities 
 with test-time augmentation, averaged with the prediction of the horizontally flipped image,
 flipped back), thresholded, then predicted components smaller than ``min_component_px`` removed.
 
+Small components are removed where their size was chosen: at the model's resolution, on the
+thresholded probability, before any resizing (:func:`keep_components`). ``predict`` and the
+finalize test scoring resize what is left, so they never drop a component the served model keeps
+(or the reverse), whatever each image's own size.
+
 It loads with ``mlflow.pyfunc.load_model("models:/NAME@champion")`` wherever segsweep is
 installed, and serves with ``mlflow models serve``.
 """
@@ -33,6 +38,7 @@ __all__ = [
     "ChampionSettings",
     "champion_mask",
     "ensemble_probabilities",
+    "keep_components",
     "log_champion",
 ]
 
@@ -62,6 +68,17 @@ def ensemble_probabilities(nets: list[Any], batch: np.ndarray, *, tta: bool) -> 
     return (total / (len(nets) * len(views))).astype(np.float32)
 
 
+def keep_components(prob: np.ndarray, threshold: float, min_px: int) -> np.ndarray:
+    """``prob`` (S, S) with the predicted components under ``min_px`` pixels set to 0.
+
+    Their 8-neighbours are all at or below ``threshold``, and bilinear resizing averages with
+    non-negative weights, so nothing interpolated from a removed component rises above the
+    threshold: it stays removed at any size, and the kept ones are untouched."""
+    pred = prob > threshold
+    dropped = pred & ~drop_small_components(pred, min_px)
+    return np.where(dropped, 0, prob).astype(prob.dtype, copy=False)
+
+
 def champion_mask(
     prob: np.ndarray,
     size: tuple[int, int],
@@ -70,17 +87,13 @@ def champion_mask(
     threshold: float | None = None,
 ) -> np.ndarray:
     """The champion's {0, 255} mask of an image of ``size`` (H, W) from its (S, S) probability:
-    resized back as ``predict`` does, thresholded, components below ``min_component_px`` (a
-    size at the model's resolution, scaled to this image's) removed."""
-    from segsweep.data.io import content_box
+    components below ``min_component_px`` removed at the model's resolution, then resized back
+    and thresholded as ``predict`` does."""
     from segsweep.predict import to_original
 
     t = settings.threshold if threshold is None else threshold
-    mask = to_original(prob, size, resize=settings.resize, threshold=t) > 0
-    _, _, h, w = content_box(*size, settings.image_size, settings.resize)
-    scale = (size[0] * size[1]) / (h * w)  # model pixels of the image -> its own pixels
-    kept = drop_small_components(mask, round(settings.min_component_px * scale))
-    return np.where(kept, 255, 0).astype(np.uint8)
+    kept = keep_components(prob, t, settings.min_component_px)
+    return to_original(kept, size, resize=settings.resize, threshold=t)
 
 
 with contextlib.redirect_stderr(io.StringIO()):

@@ -82,7 +82,9 @@ def log_result(tracker: Tracker, parent: str, doc: dict, final: Any) -> None:
     values = {
         "cv_mean": champ["cv_final"]["mean"],
         "cv_sd": champ["cv_final"]["sd"],
-        **{f"cv_{k}": v for k, v in set_metrics(final.counts).items()},
+        # out-of-fold masks are scored at the model's resolution, test masks at each image's
+        # own: the two HD95 are in different pixels, and their names say which
+        **{f"cv_{_unit(k)}": v for k, v in set_metrics(final.counts).items()},
     }
     if champ["test"] is not None:
         values |= champ["test"]["metrics"]
@@ -93,6 +95,10 @@ def log_result(tracker: Tracker, parent: str, doc: dict, final: Any) -> None:
     tracker.log_metrics(parent, values, step=0)
     tracker.set_tags(parent, {"champion_trial": champ["trial"], "model_uri": champ["model_uri"]})
     tracker.log_text(parent, json.dumps(doc, indent=2), "finalize.json")
+
+
+def _unit(metric: str) -> str:
+    return "hd95_model_px" if metric == "hd95" else metric
 
 
 def render(doc: dict[str, Any]) -> str:
