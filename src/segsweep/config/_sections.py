@@ -167,7 +167,7 @@ class MetricsSettings:
     match_dilation: int = setting(
         0,
         "a predicted component matches a true lesion when it touches the lesion dilated by "
-        "this many pixels (3x3 square, as BraTS)",
+        "this many pixels (3x3 square, as BraTS); true lesions whose dilations touch are one",
         int_in(0, 20),
     )
     min_lesion_px: int = setting(
