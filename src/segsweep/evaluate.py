@@ -19,12 +19,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from segsweep.metrics import (
-    LesionCounts,
-    by_case,
     hd95,
     label_lesions,
     lesion_counts,
     lesion_scores,
+    lesion_table,
 )
 
 __all__ = [
@@ -50,7 +49,7 @@ class ImageCounts:
     soft_overlap: np.ndarray
     soft_total: np.ndarray
     hd95: np.ndarray
-    lesions: tuple[LesionCounts, ...]
+    lesions: np.ndarray  # (N, 5): each image's LesionCounts as a row of metrics.lesion_table
     case: np.ndarray  # each image's case, 0..K-1: the unit of the bootstrap and paired tests
 
     def __len__(self) -> int:
@@ -66,7 +65,7 @@ class ImageCounts:
             self.soft_overlap[idx],
             self.soft_total[idx],
             self.hd95[idx],
-            tuple(self.lesions[i] for i in idx),
+            self.lesions[idx],
             self.case[idx],
         )
 
@@ -142,7 +141,7 @@ def count_images(
     return ImageCounts(
         *(np.asarray(c, dtype=np.int64) for c in columns[:4]),
         *(np.asarray(c, dtype=np.float64) for c in columns[4:7]),
-        tuple(columns[7]),
+        lesion_table(columns[7]),
         np.asarray(case, dtype=np.int64).reshape(-1),
     )
 
@@ -161,7 +160,10 @@ def set_metrics(c: ImageCounts) -> dict[str, float]:
     tp, n_true, n_pred = int(c.tp.sum()), int(c.n_true.sum()), int(c.n_pred.sum())
     empty = n_true == 0 and n_pred == 0
     soft_total = float(c.soft_total.sum())
-    lesions = by_case(c.lesions, c.case.tolist())
+    # each case's tallies: its images' rows summed (a case's slices pooled)
+    _, case = np.unique(c.case, return_inverse=True)
+    lesions = np.zeros((case.max(initial=-1) + 1, c.lesions.shape[1]))
+    np.add.at(lesions, case, c.lesions)
     return {
         "dsc": float(_dice(c.tp, c.n_true, c.n_pred).mean()),
         "dsc_global": _ratio(2 * tp, n_true + n_pred, empty),

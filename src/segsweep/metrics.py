@@ -29,12 +29,14 @@ from segsweep.evaluation.lesions import (
 
 __all__ = [
     "LesionCounts",
+    "LESION_FIELDS",
     "by_case",
     "hd95",
     "label_lesions",
     "lesion_counts",
     "lesion_metrics",
     "lesion_scores",
+    "lesion_table",
     "matched_pairs",
     "per_image_dice",
     "segmentation_metrics",
@@ -158,8 +160,18 @@ def hd95(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(np.percentile(np.concatenate([to_t, to_p]), 95))
 
 
-def lesion_scores(cases: LesionCounts | Sequence[LesionCounts]) -> dict[str, float]:
-    """Recall, precision, F1 and lesion-wise Dice of a set from the tallies of its cases.
+LESION_FIELDS = ("true", "found", "pred", "pred_matched", "dice_sum")
+
+
+def lesion_table(cases: Sequence[LesionCounts]) -> np.ndarray:
+    """The tallies as a ``(K, 5)`` array, columns :data:`LESION_FIELDS`: one row per case."""
+    rows = [[getattr(c, f) for f in LESION_FIELDS] for c in cases]
+    return np.array(rows, dtype=np.float64).reshape(-1, len(LESION_FIELDS))
+
+
+def lesion_scores(cases: LesionCounts | Sequence[LesionCounts] | np.ndarray) -> dict[str, float]:
+    """Recall, precision, F1 and lesion-wise Dice of a set from the tallies of its cases
+    (LesionCounts, or a :func:`lesion_table`).
 
     ``lesion_dsc`` is BraTS 2023's: each case's lesion-wise Dice, then the mean over cases;
     ``lesion_dsc_pooled`` divides the tallies summed over all cases instead (what segsweep
@@ -169,21 +181,26 @@ def lesion_scores(cases: LesionCounts | Sequence[LesionCounts]) -> dict[str, flo
     if there is no scored true lesion else 0; F1 is 0 when precision and recall are both 0; a
     case's lesion Dice is 1 when it has neither a scored true lesion nor a false positive.
     """
-    cases = [cases] if isinstance(cases, LesionCounts) else list(cases)
-    total = sum(cases, LesionCounts())
-    fp = total.false_positive
-    recall = total.found / total.true if total.true else float(fp == 0)
+    if isinstance(cases, LesionCounts):
+        cases = [cases]
+    table = cases if isinstance(cases, np.ndarray) else lesion_table(cases)
+    true, found, pred, matched, dice = table.T
+    fp = pred - matched
+    denominator = true + fp
+    per_case = np.where(denominator > 0, dice / np.maximum(denominator, 1), 1.0)
+    total = LesionCounts(*(int(v) for v in table[:, :4].sum(axis=0)), float(dice.sum()))
+    recall = total.found / total.true if total.true else float(total.false_positive == 0)
     precision = total.pred_matched / total.pred if total.pred else float(total.true == 0)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
         "lesion_recall": recall,
         "lesion_precision": precision,
         "lesion_f1": f1,
-        "lesion_dsc": float(np.mean([case_lesion_dsc(c) for c in cases])) if cases else 1.0,
+        "lesion_dsc": float(per_case.mean()) if len(per_case) else 1.0,
         "lesion_dsc_pooled": case_lesion_dsc(total),
         "lesions_true": float(total.true),
         "lesions_missed": float(total.true - total.found),
-        "lesions_fp": float(fp),
+        "lesions_fp": float(total.false_positive),
     }
 
 
