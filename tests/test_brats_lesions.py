@@ -8,7 +8,7 @@ import pytest
 from brats_reference import lesion_wise_dice
 
 from segsweep.evaluation.lesions import case_lesion_dsc, lesion_counts
-from segsweep.metrics import lesion_metrics
+from segsweep.evaluation.metrics import lesion_metrics
 
 
 def random_case(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from segsweep.data.split import case_ids
-from segsweep.evaluate import (
+from segsweep.evaluation.sets import (
     bootstrap_ci,
     case_values,
     count_images,

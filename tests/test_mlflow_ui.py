@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from segsweep.cli.study import _browse_lines
-from segsweep.tracking import Tracker
+from segsweep.store.tracking import Tracker
 
 KIND = "mlflow.experimentKind"
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from segsweep.champion import Champion, ChampionSettings, champion_mask
-from segsweep.evaluate import label_lesions
-from segsweep.predict import to_original
+from segsweep.data.geometry import to_original
+from segsweep.evaluation.metrics import label_lesions
+from segsweep.finalize.champion import Champion, ChampionSettings, champion_mask
 
 
 def settings(size: int, min_px: int, resize: str = "stretch") -> ChampionSettings:

@@ -8,7 +8,7 @@ import optuna
 
 from segsweep.config import Config
 from segsweep.finalize._record import append_test_record, stored_scoring
-from segsweep.study import SCORING_ATTR, create_study, summary
+from segsweep.store.storage import SCORING_ATTR, create_study, summary
 
 
 def _study(tmp_path, cfg: Config) -> optuna.Study:

@@ -73,7 +73,7 @@ def study_create(
         parse_assignment,
         save_config,
     )
-    from segsweep.study import STUDIES_DIR, create_study, storage_url
+    from segsweep.store.storage import STUDIES_DIR, create_study, storage_url
 
     path = STUDIES_DIR / f"{name}.toml"
     if path.exists() and not exist_ok:
@@ -97,7 +97,7 @@ def study_create(
     split_line = _write_split(study, cfg.study.name)
     # The MLflow experiment (and, on a fresh database, its schema) is made here, once, so that
     # several hosts starting `study run` together never race to create it.
-    from segsweep.tracking import Tracker
+    from segsweep.store.tracking import Tracker
 
     Tracker(cfg.tracking.uri).experiment(cfg.study.name)
     save_config(
@@ -132,7 +132,7 @@ def _assign(cfg: Any, allow_overlap: bool) -> Any:
 
 def _write_split(study: Any, name: str) -> str:
     """studies/NAME.split.json from the assignment stored in the study; what it holds."""
-    from segsweep.study import split_json_path, study_assignment
+    from segsweep.store.storage import split_json_path, study_assignment
 
     stored = study_assignment(study)
     if stored is None:
@@ -208,8 +208,8 @@ def study_run(
     tracking_uri: str | None,
 ) -> None:
     """Run N more trials of study NAME (NAME may be left out when studies/ holds one)."""
-    from segsweep.runner import run_study, worker_specs
-    from segsweep.study import storage_url
+    from segsweep.store.storage import storage_url
+    from segsweep.study.runner import run_study, worker_specs
 
     cfg = resolve_study(name, storage, tracking_uri)
     specs = worker_specs(workers=workers, gpus=gpus)
@@ -302,8 +302,8 @@ def study_finalize(
     tracking_uri: str | None,
 ) -> None:
     """Cross-validate the best configurations, register a champion, score the test set once."""
-    from segsweep.runner import worker_specs
-    from segsweep.study import check_not_finalized, load_study, storage_url
+    from segsweep.store.storage import check_not_finalized, load_study, storage_url
+    from segsweep.study.runner import worker_specs
 
     cfg = resolve_study(name, storage, tracking_uri)
     specs = worker_specs(workers=workers, gpus=gpus)
@@ -337,7 +337,7 @@ def study_finalize(
 @storage_option
 def study_status(name: str | None, as_json: bool, storage: str | None) -> None:
     """Trial counts by state and the best trial."""
-    from segsweep.study import load_study, storage_url, summary
+    from segsweep.store.storage import load_study, storage_url, summary
 
     cfg = resolve_study(name, storage, None)
     result = summary(load_study(cfg.study.name, storage_url(cfg)))
@@ -362,8 +362,8 @@ def study_status(name: str | None, as_json: bool, storage: str | None) -> None:
 def study_enqueue(name: str | None, assignments: tuple[str, ...], storage: str | None) -> None:
     """Put a fixed configuration into the study as its next trial (e.g. your own baseline)."""
     from segsweep.config import parse_assignment
-    from segsweep.rerun import enqueue
-    from segsweep.study import load_study, storage_url
+    from segsweep.store.storage import load_study, storage_url
+    from segsweep.study.rerun import enqueue
 
     cfg = resolve_study(name, storage, None)
     values = dict(parse_assignment(a) for a in assignments)
@@ -390,8 +390,8 @@ def study_rerun(
     name: str | None, number: int, seeds: int, storage: str | None, tracking_uri: str | None
 ) -> None:
     """Retrain one trial's parameters under new seeds: is its value luck?"""
-    from segsweep.rerun import rerun
-    from segsweep.study import load_study, storage_url
+    from segsweep.store.storage import load_study, storage_url
+    from segsweep.study.rerun import rerun
 
     cfg = resolve_study(name, storage, tracking_uri)
     result = rerun(

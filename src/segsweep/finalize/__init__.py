@@ -10,7 +10,10 @@
 3. Test-time augmentation (a horizontal flip) and post-processing (dropping small predicted
    components) are kept only if the champion's CV objective rises.
 4. The champion's fold models, averaged, are logged as one MLflow pyfunc model and registered as
-   ``models:/NAME@champion``; then, once, the test set is scored (:mod:`segsweep.finalize._test`).
+   ``models:/NAME@champion`` (:mod:`segsweep.finalize.champion`); then, once, the test set is
+   scored (:mod:`segsweep.finalize._test`).
+
+May import every layer below it, up to ``study`` (its folds run on the same coordinator).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ import optuna
 from mlflow import MlflowClient
 
 from segsweep import backend
-from segsweep.champion import Champion, ChampionSettings, log_champion
 from segsweep.config import Config
+from segsweep.config.space import suggest
 from segsweep.data.io import load_dataset
 from segsweep.data.split import case_ids
 from segsweep.errors import StudyError
@@ -51,14 +54,14 @@ from segsweep.finalize._select import (
     cv_score,
 )
 from segsweep.finalize._test import score_test
-from segsweep.recovery import (
+from segsweep.finalize.champion import Champion, ChampionSettings, log_champion
+from segsweep.store.recovery import (
     close_dead_parent_runs,
     recover_stale,
     register_parent_run,
     release_parent_run,
 )
-from segsweep.space import suggest
-from segsweep.study import (
+from segsweep.store.storage import (
     CHAMPION_ATTR,
     check_data_unchanged,
     check_not_finalized,
@@ -66,8 +69,8 @@ from segsweep.study import (
     study_assignment,
     study_objective,
 )
-from segsweep.tracking import Tracker, package_versions
-from segsweep.workers import RunPlan, WorkerSpec
+from segsweep.store.tracking import Tracker, package_versions
+from segsweep.study.workers import RunPlan, WorkerSpec
 
 __all__ = ["finalize", "render"]
 
@@ -90,7 +93,7 @@ def finalize(
     is added to the study's test records beside the first. Scores use the study's stored
     scoring settings (:mod:`segsweep.finalize._record`).
     """
-    from segsweep.runner import coordinate
+    from segsweep.study.runner import coordinate
 
     if top < 1 or folds < 2:
         raise StudyError(f"--top must be >= 1 and --folds >= 2. Got {top} and {folds} instead.")
@@ -200,7 +203,7 @@ def _oof(client: MlflowClient, runs: list, stems: list[str], workdir: Path) -> t
 
 
 def _flops(params: dict, cfg: Config, channels: int) -> int:
-    from segsweep.model import count_flops  # imports Keras, which finalize loads late
+    from segsweep.model.unetpp import count_flops  # imports Keras, which finalize loads late
 
     return int(
         count_flops(

@@ -17,7 +17,7 @@ import optuna
 
 from segsweep.config import Config
 from segsweep.errors import StudyError
-from segsweep.study import (
+from segsweep.store.storage import (
     SCORING_ATTR,
     TEST_RECORDS_ATTR,
     scoring_of,

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segsweep.evaluate import ImageCounts, count_images, objective_value, paired_difference
+from segsweep.evaluation.sets import (
+    ImageCounts,
+    count_images,
+    objective_value,
+    paired_difference,
+)
 
 __all__ = [
     "Candidate",

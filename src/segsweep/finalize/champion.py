@@ -31,7 +31,8 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
-from segsweep.evaluate import drop_small_components
+from segsweep.data.geometry import to_original
+from segsweep.evaluation.sets import drop_small_components
 
 __all__ = [
     "Champion",
@@ -89,8 +90,6 @@ def champion_mask(
     """The champion's {0, 255} mask of an image of ``size`` (H, W) from its (S, S) probability:
     components below ``min_component_px`` removed at the model's resolution, then resized back
     and thresholded as ``predict`` does."""
-    from segsweep.predict import to_original
-
     t = settings.threshold if threshold is None else threshold
     kept = keep_components(prob, t, settings.min_component_px)
     return to_original(kept, size, resize=settings.resize, threshold=t)
@@ -151,7 +150,7 @@ def log_champion(
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from segsweep.tracking import fluent_tracking_uri
+    from segsweep.store.tracking import fluent_tracking_uri
 
     settings_file = workdir / "champion.json"
     settings_file.write_text(json.dumps(asdict(settings), indent=2))

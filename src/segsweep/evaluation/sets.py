@@ -1,7 +1,7 @@
 """Scoring a set of predictions image by image: pooled metrics, per-case values, bootstrap.
 
-:mod:`segsweep.metrics` scores one validation batch of equal-sized masks. Finalizing a study
-needs more: test images keep their own original sizes, the champion is compared with the other
+:mod:`~segsweep.evaluation.metrics` scores one validation batch of equal-sized masks. Finalizing a
+study needs more: test images keep their own original sizes, the champion is compared with the other
 candidates case by case, and the test value gets a bootstrap confidence interval. So each image
 is reduced once to the counts every metric is built from, and any metric of any subset of images
 is computed from those counts.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from segsweep.metrics import (
+from segsweep.evaluation.metrics import (
     hd95,
     label_lesions,
     lesion_counts,

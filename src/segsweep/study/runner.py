@@ -11,10 +11,10 @@ from typing import Any
 from segsweep import backend
 from segsweep.config import Config, config_to_dict, dump_toml
 from segsweep.errors import ConfigError
-from segsweep.recovery import register_parent_run, release_parent_run
-from segsweep.study import check_data_unchanged, load_study, record_objective, summary
-from segsweep.tracking import Tracker, package_versions
-from segsweep.workers import Coordinator, RunPlan, WorkerSpec
+from segsweep.store.recovery import register_parent_run, release_parent_run
+from segsweep.store.storage import check_data_unchanged, load_study, record_objective, summary
+from segsweep.store.tracking import Tracker, package_versions
+from segsweep.study.workers import Coordinator, RunPlan, WorkerSpec
 
 __all__ = ["coordinate", "run_study", "worker_specs"]
 

@@ -19,8 +19,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from segsweep.errors import StudyError
-from segsweep.recovery import HOST
-from segsweep.workers._process import RunPlan, WorkerSpec, worker_main
+from segsweep.store.recovery import HOST
+from segsweep.study.workers._process import RunPlan, WorkerSpec, worker_main
 
 __all__ = ["Coordinator"]
 
@@ -52,7 +52,7 @@ class Coordinator:
     workers: dict[int, _Worker] = field(default_factory=dict)
 
     def run(self) -> None:
-        from segsweep.study import load_study
+        from segsweep.store.storage import load_study
 
         self.study = load_study(self.plan.target, self.plan.storage, self.plan.cfg)
         self._deadline = time.monotonic() + self.timeout if self.timeout else None
@@ -75,7 +75,7 @@ class Coordinator:
     def _recover(self) -> None:
         """Fail and re-queue trials left RUNNING by dead processes (this host's, or any host's
         whose heartbeat stopped on an RDB storage), and close those processes' parent runs."""
-        from segsweep.recovery import close_dead_parent_runs, recover_stale
+        from segsweep.store.recovery import close_dead_parent_runs, recover_stale
 
         for number in recover_stale(self.study):
             self.progress(
@@ -178,7 +178,7 @@ class Coordinator:
     def _ensure_run(self, worker: _Worker) -> None:
         """A trial that died before its worker opened its MLflow run still gets one (FAILED),
         so every trial has exactly one child run."""
-        from segsweep.tracking import Tracker
+        from segsweep.store.tracking import Tracker
 
         trial_id, number = worker.trial
         if self.study.get_trials(deepcopy=False)[number].user_attrs.get("mlflow_run_id"):
@@ -200,7 +200,7 @@ class Coordinator:
         """End the worker's trial as FAIL with ``reason``, in Optuna and in MLflow."""
         if worker.trial is None:
             return
-        from segsweep.recovery import fail_trial
+        from segsweep.store.recovery import fail_trial
 
         self._ensure_run(worker)
         number = worker.trial[1]
