@@ -83,3 +83,27 @@ def test_paired_difference_needs_the_same_cases():
     assert paired_difference(a, a, "val_dsc", n=50) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="same images"):
         paired_difference(a, b, "val_dsc", n=10)
+
+
+def test_validation_and_folds_know_each_images_patient(make_data_dir):
+    from segsweep.config import Config
+    from segsweep.data.assign import assign
+    from segsweep.trial.workerdata import fold_data, load_worker_data
+
+    rng = np.random.default_rng(1)
+    images, masks = {}, {}
+    for patient in range(6):
+        for s in range(3):
+            name = f"patient{patient:02d}_s{s}.png"
+            images[name] = rng.integers(0, 255, (16, 16), dtype=np.uint8)
+            masks[name] = np.zeros((16, 16), np.uint8)
+            masks[name][3:8, 3:8] = 255 * (s % 2)
+    root = make_data_dir(images, masks)
+    pattern = r"^(patient\d+)_"
+    cfg = Config().replace(**{"data.dir": str(root), "data.image_size": 16,
+                              "data.group_pattern": pattern})  # fmt: skip
+    a = assign(root, val_fraction=0.3, test_fraction=0.0, seed=0, group_pattern=pattern)
+    data = load_worker_data(cfg, a)
+    assert data.split.val_cases == tuple(s.split("_")[0] for s in data.val_stems)
+    fd = fold_data(data, {s: i % 2 for i, s in enumerate([*a.train, *a.val])}, 1)
+    assert fd.split.val_cases == tuple(s.split("_")[0] for s in fd.val_stems)

@@ -44,6 +44,9 @@ class Split:
     train_y: np.ndarray
     val_x: np.ndarray
     val_y: np.ndarray
+    # each validation image's case (a patient), so val_lesion_dsc averages over cases as
+    # finalize does; None: every image is its own case
+    val_cases: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -132,8 +135,10 @@ class ValidationMetrics(keras.callbacks.Callback):
         threshold: float,
         batch_size: int,
         lesions: MetricsSettings,
+        cases: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__()
+        self.cases = cases
         self.net, self.val_x, self.val_y = net, val_x, val_y
         self.threshold, self.batch_size, self.lesions = threshold, batch_size, lesions
         self.last_prob: np.ndarray | None = None
@@ -155,6 +160,7 @@ class ValidationMetrics(keras.callbacks.Callback):
             threshold=self.threshold,
             match_dilation=self.lesions.match_dilation,
             min_lesion_px=self.lesions.min_lesion_px,
+            cases=self.cases,
         )
         logs.update({f"val_{k}": float(v) for k, v in scores.items()})
         logs["lr"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -255,6 +261,7 @@ def fit(
         threshold=cfg.train.threshold,
         batch_size=2 * cfg.train.batch_size,
         lesions=cfg.metrics,
+        cases=split.val_cases,
     )
     if on_validation is not None:
         on_validation(val)

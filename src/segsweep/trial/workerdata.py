@@ -17,7 +17,7 @@ import numpy as np
 from segsweep.config import Config
 from segsweep.data.assign import Assignment
 from segsweep.data.io import Dataset, load_dataset
-from segsweep.data.split import split_indices
+from segsweep.data.split import case_ids, split_indices
 from segsweep.evaluation.overlay import pick_cases
 from segsweep.trial.train import Split
 
@@ -32,6 +32,7 @@ class WorkerData:
     val_stems: tuple[str, ...] = ()  # file stem of each validation image
     train_stems: tuple[str, ...] = ()
     split_doc: dict | None = None  # the study's train/val/test assignment, logged with each trial
+    case_of: dict[str, str] | None = None  # each stem's case (data.group_pattern's group)
 
 
 def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> WorkerData:
@@ -59,7 +60,9 @@ def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> Worke
         index = {stem: i for i, stem in enumerate(ds.stems)}
         train = np.array([index[s] for s in assignment.train], dtype=int)
         val = np.array([index[s] for s in assignment.val], dtype=int)
-    split = Split(ds.images[train], ds.masks[train], ds.images[val], ds.masks[val])
+    case_of = dict(zip(ds.stems, case_ids(ds.stems, cfg.data.group_pattern), strict=True))
+    val_cases = tuple(case_of[ds.stems[i]] for i in val)
+    split = Split(ds.images[train], ds.masks[train], ds.images[val], ds.masks[val], val_cases)
     return WorkerData(
         dataset=ds,
         split=split,
@@ -67,6 +70,7 @@ def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> Worke
         val_stems=tuple(ds.stems[i] for i in val),
         train_stems=tuple(ds.stems[i] for i in train),
         split_doc=None if assignment is None else assignment.as_split_json(),
+        case_of=case_of,
     )
 
 
@@ -76,7 +80,9 @@ def fold_data(data: WorkerData, fold_of: dict[str, int], fold: int) -> WorkerDat
     y = np.concatenate([data.split.train_y, data.split.val_y])
     stems = (*data.train_stems, *data.val_stems)
     held = np.array([fold_of[s] == fold for s in stems])
-    split = Split(x[~held], y[~held], x[held], y[held])
+    case_of = data.case_of
+    cases = tuple(case_of[s] for s, h in zip(stems, held, strict=True) if h) if case_of else None
+    split = Split(x[~held], y[~held], x[held], y[held], cases)
     return WorkerData(
         dataset=data.dataset,
         split=split,
@@ -84,4 +90,5 @@ def fold_data(data: WorkerData, fold_of: dict[str, int], fold: int) -> WorkerDat
         val_stems=tuple(s for s, h in zip(stems, held, strict=True) if h),
         train_stems=tuple(s for s, h in zip(stems, held, strict=True) if not h),
         split_doc=data.split_doc,
+        case_of=data.case_of,
     )
