@@ -108,4 +108,6 @@ def run_fold_trial(
         return finish(study, trial, tracker, run_id, ("FAIL", None, str(err)), [])
     last = best_epoch_metrics(result)
     trial.set_user_attr("metrics", {k: v for k, v in last.items() if math.isfinite(v)})
-    return finish(study, trial, tracker, run_id, ("COMPLETE", result.best_value, ""), monitor.found)
+    return finish(
+        study, trial, tracker, run_id, ("COMPLETE", result.best_value, ""), monitor.found
+    )
