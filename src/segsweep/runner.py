@@ -14,7 +14,7 @@ from segsweep.errors import ConfigError
 from segsweep.recovery import register_parent_run, release_parent_run
 from segsweep.study import check_data_unchanged, load_study, record_objective, summary
 from segsweep.tracking import Tracker, package_versions
-from segsweep.workers import Coordinator, RunPlan, WorkerSpec
+from segsweep.workers import RECYCLE_AFTER, Coordinator, RunPlan, WorkerSpec
 
 __all__ = ["coordinate", "run_study", "worker_specs"]
 
@@ -70,9 +70,10 @@ def run_study(
     specs: list[WorkerSpec],
     timeout: float | None = None,
     progress: Callable[[str], None] = print,
+    recycle_after: int = RECYCLE_AFTER,
 ) -> dict[str, Any]:
     """Run ``n_trials`` more trials across ``specs``; returns the study summary and the MLflow
-    ``experiment_id``."""
+    ``experiment_id``. A worker retires after ``recycle_after`` trials (its backend's memory)."""
     if n_trials < 1:
         raise ConfigError(f"--trials must be at least 1. Got {n_trials} instead.")
     backend.resolve(cfg.train.backend)  # fail before any process starts
@@ -106,6 +107,7 @@ def run_study(
         experiment_id=experiment_id,
         parent_id=parent,
         cpu_workers=sum(spec.gpu is None for spec in specs),
+        recycle_after=recycle_after,
     )
     try:
         coordinate(plan, specs, n_trials, timeout=timeout, progress=progress)
