@@ -12,8 +12,9 @@ from segsweep import backend
 from segsweep.config import Config, config_to_dict, dump_toml
 from segsweep.errors import ConfigError
 from segsweep.recovery import register_parent_run, release_parent_run
+from segsweep.space import searched
 from segsweep.study import check_data_unchanged, load_study, record_objective, summary
-from segsweep.tracking import Tracker, package_versions
+from segsweep.tracking import TRIALS_VIEW, Tracker, package_versions
 from segsweep.workers import RECYCLE_AFTER, Coordinator, RunPlan, WorkerSpec
 
 __all__ = ["coordinate", "run_study", "worker_specs"]
@@ -82,6 +83,14 @@ def run_study(
     check_data_unchanged(study, cfg)
     tracker = Tracker(cfg.tracking.uri)
     experiment_id = tracker.experiment(cfg.study.name)
+    tracker.save_view(  # what the printed URL opens: every trial of every `study run`, best first
+        experiment_id,
+        TRIALS_VIEW,
+        name=f"{cfg.study.name}: trials by {cfg.search.objective}",
+        study_name=cfg.study.name,
+        objective=cfg.search.objective,
+        params=searched(cfg.space),
+    )
     parent = tracker.start_run(
         experiment_id,
         name=f"study-run-{time.strftime('%Y%m%d-%H%M%S')}",

@@ -54,7 +54,7 @@ from segsweep.recovery import (
     register_parent_run,
     release_parent_run,
 )
-from segsweep.space import suggest
+from segsweep.space import searched, suggest
 from segsweep.study import (
     CHAMPION_ATTR,
     check_data_unchanged,
@@ -63,7 +63,7 @@ from segsweep.study import (
     study_assignment,
     study_objective,
 )
-from segsweep.tracking import Tracker, package_versions
+from segsweep.tracking import FOLDS_VIEW, Tracker, package_versions
 from segsweep.workers import RunPlan, WorkerSpec
 
 __all__ = ["finalize", "render"]
@@ -108,6 +108,15 @@ def finalize(
     waiting = queue_folds(comp, candidates, folds)
     tracker = Tracker(cfg.tracking.uri)
     experiment_id = tracker.experiment(cfg.study.name)
+    tracker.save_view(
+        experiment_id,
+        FOLDS_VIEW,
+        name=f"{cfg.study.name}: cross-validation folds by {objective}",
+        study_name=comp.study_name,
+        objective=objective,
+        params=searched(cfg.space),
+        tags=("config", "fold"),
+    )
     parent = tracker.start_run(
         experiment_id,
         name=f"finalize-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -148,7 +157,7 @@ def finalize(
         _end(tracker, comp, parent, "FAILED")
         raise
     _end(tracker, comp, parent, "FINISHED")
-    return doc
+    return {**doc, "experiment_id": experiment_id}
 
 
 def _full_params(trial: Any, cfg: Config) -> dict:
