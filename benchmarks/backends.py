@@ -1,11 +1,11 @@
 """Item 8: training throughput of the three Keras backends side by side, on this CPU.
 
-One lane per installed backend (:mod:`benchmarks.lane`), each a process set up as a CPU worker
-of that backend sets itself up (:func:`segsweep.backend.prepare_worker`: ``KERAS_BACKEND``, no
-GPU, and no TensorFlow in the JAX and torch lanes), trains the same UNet++ with
-:func:`segsweep.train.fit` on the same images, batch and augmentation, with segsweep's defaults
-for each backend (``train.jit_compile`` "auto": off on TensorFlow's CPU, on for JAX, off for
-torch). Epochs alternate between the lanes. Each lane also times its input pipeline alone:
+One lane per installed backend (:mod:`benchmarks.lane`), each a process set up as a CPU worker of
+that backend sets itself up (:func:`segsweep.backend.prepare_worker`: ``KERAS_BACKEND``, no GPU, and
+no TensorFlow in the JAX and torch lanes), trains the same UNet++ with
+:func:`~segsweep.trial.train.fit` on the same images, batch and augmentation, with segsweep's
+defaults for each backend (``train.jit_compile`` "auto": off on TensorFlow's CPU, on for JAX, off
+for torch). Epochs alternate between the lanes. Each lane also times its input pipeline alone:
 ``tf.data`` and the ``PyDataset`` on TensorFlow, the ``PyDataset`` on JAX and torch.
 """
 

@@ -3,7 +3,7 @@
 ``python -m benchmarks.device_throughput BACKEND MIXED [--size 256] [--budget 75]`` (run by
 ``benchmarks/device.sh``, one process per backend and precision, so an out-of-memory error
 cannot spoil the next measurement). It trains the throughput benchmark's UNet++ with
-:func:`segsweep.train.fit`, as a GPU worker does (``train.jit_compile`` "auto", the PyDataset
+:func:`segsweep.trial.train.fit`, as a GPU worker does (``train.jit_compile`` "auto", the PyDataset
 input pipeline, the joint augmentation), at batch sizes rising 4× at a time until one runs out
 of memory or the next might not finish within ``--budget`` seconds. Each batch size trains two
 epochs of four steps; the second is timed. Prints one JSON line per batch size tried.
@@ -37,7 +37,7 @@ def _timed_epochs(batch: int, size: int, mixed: str) -> dict:
 
     from benchmarks.common import SEED_PARAMS
     from segsweep.config import Config
-    from segsweep.train import Split, fit
+    from segsweep.trial.train import Split, fit
 
     x, y = _arrays(4 * batch + batch, size)
     split = Split(x[: 4 * batch], y[: 4 * batch], x[4 * batch :], y[4 * batch :])

@@ -3,7 +3,7 @@
 Both read every PNG of a phantom folder, scale it to [0, 1], predict, threshold at 0.5 and write
 one PNG mask per image, in this process and alternating run by run. The plain loop calls
 ``model.predict`` on one image at a time, as a script written around ``model.predict`` does;
-segsweep's :func:`segsweep.predict.predict_folder` predicts batches of 16 with
+segsweep's :func:`segsweep.results.predict.predict_folder` predicts batches of 16 with
 ``predict_on_batch``. The end-to-end ``segsweep predict`` command (a new process: Python and
 TensorFlow start-up, model load) is timed once too.
 """
@@ -24,7 +24,7 @@ __all__ = ["measure", "inference_section"]
 
 
 def _model(sizes: Sizes, workdir: Path) -> Path:
-    from segsweep.model import build_unetpp
+    from segsweep.model.unetpp import build_unetpp
 
     path = workdir / "predict-model.keras"
     build_unetpp(
@@ -53,7 +53,7 @@ def plain_loop(net, images: Path, out: Path) -> int:
 
 
 def measure(sizes: Sizes, workdir: Path, repeats: int = 3) -> dict[str, float]:
-    from segsweep.predict import load_model, predict_folder
+    from segsweep.results.predict import load_model, predict_folder
 
     images = phantom(workdir, n=sizes.predict_images, size=sizes.predict_size) / "images"
     model_path = _model(sizes, workdir)

@@ -144,7 +144,7 @@ def _make_gate(protocol: _Protocol, *, steps: int, images: int):
 
 def _load_split(spec: dict[str, Any]):
     from segsweep.data.io import load_dataset
-    from segsweep.train import Split
+    from segsweep.trial.train import Split
 
     ds = load_dataset(Path(spec["data_dir"]), image_size=spec["image_size"])
     n, v = spec["n_train"], spec["n_val"]
@@ -153,7 +153,7 @@ def _load_split(spec: dict[str, Any]):
 
 def _run_segsweep(spec: dict[str, Any], split, gate) -> None:
     from segsweep.config import Config
-    from segsweep.train import fit
+    from segsweep.trial.train import fit
 
     cfg = Config().replace(
         **{
@@ -172,8 +172,8 @@ def _run_seed_style(spec: dict[str, Any], split, gate) -> None:
     import keras
 
     from benchmarks.seedstyle import flow
-    from segsweep.losses import get_loss
-    from segsweep.train import build_model, make_optimizer
+    from segsweep.model.losses import get_loss
+    from segsweep.trial.train import build_model, make_optimizer
 
     params, batch = spec["params"], spec["batch_size"]
     keras.utils.set_random_seed(spec["seed"])

@@ -2,7 +2,7 @@
 
 A small UNet++ (filters 8, depth 3) trains on ``../shared/data/dsb2018_nuclei_96`` at 64 px (a
 few dozen nuclei per image; the phantom set when the nuclei are absent) through
-``segsweep.train.fit``, which times every epoch: the training steps, the prediction of the whole
+``trial.train.fit``, which times every epoch: the training steps, the prediction of the whole
 validation set and every validation metric. The metrics are then timed alone on the
 validation predictions of the trained model and of the untrained one (a noisy map with many
 components, the worst case for labelling), median of repeats, each as a share of the median
@@ -47,7 +47,7 @@ def _timed(fn, repeats: int) -> float:
 
 
 def _metric_times(val_y: np.ndarray, prob: np.ndarray, repeats: int) -> dict[str, float]:
-    from segsweep.metrics import hd95, lesion_metrics, segmentation_metrics
+    from segsweep.evaluation.metrics import hd95, lesion_metrics, segmentation_metrics
 
     truth = val_y[..., 0] > 0.5
     pred = prob[..., 0] > 0.5
@@ -76,7 +76,7 @@ class _EpochClock:
 def measure(sizes: Sizes, workdir: Path, repeats: int = 5) -> dict:
     from segsweep.config import Config
     from segsweep.data.io import load_dataset
-    from segsweep.train import Split, build_model, fit, predict_padded
+    from segsweep.trial.train import Split, build_model, fit, predict_padded
 
     size, epochs = (64, 4) if sizes.name == "full" else (32, 2)
     folder = NUCLEI if NUCLEI.is_dir() else phantom(workdir, n=40, size=64)
@@ -106,7 +106,7 @@ def measure(sizes: Sizes, workdir: Path, repeats: int = 5) -> dict:
 
 
 def _count(mask: np.ndarray) -> int:
-    from segsweep.metrics import label_lesions
+    from segsweep.evaluation.metrics import label_lesions
 
     return label_lesions(mask[..., 0] > 0.5)[1]
 

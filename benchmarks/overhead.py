@@ -7,7 +7,7 @@ then, back to back:
 - ``segsweep study run --trials 1``, a real subprocess timed end to end (coordinator, spawned
   worker, one trial, exit);
 - :mod:`benchmarks.trialprobe`, a fresh process that does what a worker does and runs one trial
-  through :func:`segsweep.objective.run_trial`, with timestamps around every part.
+  through :func:`segsweep.trial.objective.run_trial`, with timestamps around every part.
 
 The overhead of the CLI run uses the training time of the probe's epochs, which train the same
 model on the same data (another trial seed).
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import SEED_PARAMS, Section, Sizes, median, phantom
-from segsweep.workers import RECYCLE_AFTER
+from segsweep.study.workers import RECYCLE_AFTER
 
 __all__ = ["measure", "overhead_section"]
 

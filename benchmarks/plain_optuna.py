@@ -35,13 +35,13 @@ def main() -> None:
     from optuna_integration import KerasPruningCallback
 
     from segsweep.config import load_config
-    from segsweep.losses import get_loss
-    from segsweep.metrics import segmentation_metrics
-    from segsweep.model import inference_model
-    from segsweep.space import suggest
-    from segsweep.study import load_study, storage_url, study_assignment
-    from segsweep.train import build_model, make_optimizer
-    from segsweep.workerdata import load_worker_data
+    from segsweep.config.space import suggest
+    from segsweep.evaluation.metrics import segmentation_metrics
+    from segsweep.model.losses import get_loss
+    from segsweep.model.unetpp import inference_model
+    from segsweep.store.storage import load_study, storage_url, study_assignment
+    from segsweep.trial.train import build_model, make_optimizer
+    from segsweep.trial.workerdata import load_worker_data
 
     out = args.out.resolve().open("w")
     os.chdir(args.cwd)  # the study's paths are relative to where it was created

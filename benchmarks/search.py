@@ -3,8 +3,8 @@ without pruning and random search, on the phantom set and on dsb2018 nuclei, see
 
 Simplified on purpose, to fit a CPU run: in one process per search, with Optuna's in-memory
 storage, no MLflow and no worker processes. Each strategy spends the same number of epochs; a
-trial trains with :func:`segsweep.train.fit` (the training a worker runs), and the default
-search reports to Optuna through segsweep's own :class:`~segsweep.callbacks.ReportToOptuna`
+trial trains with :func:`segsweep.trial.train.fit` (the training a worker runs), and the default
+search reports to Optuna through segsweep's own :class:`~segsweep.trial.callbacks.ReportToOptuna`
 with the pruner ``make_pruner`` builds from segsweep's default settings. When the budget runs
 out mid-trial, that trial stops there and counts with its best epoch so far.
 
@@ -68,7 +68,7 @@ def _budget_stop(budget: dict[str, int]):
 
 
 def load_split(dataset: str, sizes: Sizes, workdir: Path):
-    from segsweep.workerdata import load_worker_data
+    from segsweep.trial.workerdata import load_worker_data
 
     data_dir = dataset_dir(dataset, workdir, sizes.search_size, sizes.search_phantoms)
     cfg = config(data_dir, size=sizes.search_size, epochs=sizes.search_max_epochs, batch=8, seed=0)
@@ -83,10 +83,10 @@ def run_one(sizes: Sizes, dataset: str, data_dir: Path, split, strategy: str, se
     import optuna
     from optuna.trial import TrialState
 
-    from segsweep.callbacks import ReportToOptuna
-    from segsweep.space import suggest
-    from segsweep.study import enqueue_default, make_pruner, make_sampler
-    from segsweep.train import fit
+    from segsweep.config.space import suggest
+    from segsweep.store.storage import enqueue_default, make_pruner, make_sampler
+    from segsweep.trial.callbacks import ReportToOptuna
+    from segsweep.trial.train import fit
 
     batch = 16 if dataset == "nuclei" else 8
     base = config(

@@ -2,7 +2,7 @@
 
 Trials of segsweep's default space (the network kept small: filters 4 or 8, depth 2 or 3, to fit
 a CPU) are sampled at random and trained for every epoch, never pruned, through
-:func:`segsweep.train.fit` (the training a worker runs). Every epoch records the candidate
+:func:`segsweep.trial.train.fit` (the training a worker runs). Every epoch records the candidate
 signals a pruner could be given; the trial's final value is what the study stores (the best
 epoch's objective, ``KeepBest``'s choice). Then, for each signal at epochs 1, 2, 3 and 5:
 
@@ -120,7 +120,7 @@ def dataset_dir(name: str, workdir: Path, size: int, phantoms: int = 120) -> Pat
 
 def subset(split, n_train: int, n_val: int, seed: int):
     """The first ``n_train``/``n_val`` of a seeded shuffle, to keep a CPU run affordable."""
-    from segsweep.train import Split
+    from segsweep.trial.train import Split
 
     rng = np.random.default_rng(seed)
     tr = rng.permutation(len(split.train_x))[:n_train]
@@ -141,9 +141,9 @@ def record(
     import keras
     import optuna
 
-    from segsweep.losses import get_loss
-    from segsweep.space import suggest
-    from segsweep.train import fit
+    from segsweep.config.space import suggest
+    from segsweep.model.losses import get_loss
+    from segsweep.trial.train import fit
 
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed)
@@ -252,7 +252,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/segsweep-bench"))
     args = parser.parse_args()
 
-    from segsweep.workerdata import load_worker_data
+    from segsweep.trial.workerdata import load_worker_data
 
     data_dir = dataset_dir(args.dataset, args.workdir, args.size, args.phantoms)
     cfg = config(data_dir, size=args.size, epochs=args.epochs, batch=args.batch, seed=args.seed)

@@ -5,7 +5,7 @@ time in turn (:mod:`benchmarks.lanes`):
 
 - ``seed-style``: ``model.fit`` on the ``ImageDataGenerator``-style generator
   (:mod:`benchmarks.seedstyle`), Keras' default compile;
-- ``segsweep``: :func:`segsweep.train.fit` with its defaults, in a process set up as a lone
+- ``segsweep``: :func:`segsweep.trial.train.fit` with its defaults, in a process set up as a lone
   CPU worker sets itself up (tf.data, joint Keras augmentation, ``LossSplitModel``;
   ``train.onednn``, ``train.jit_compile`` and ``train.mixed_precision`` resolve to off there);
 - ``segsweep + XLA``: the same with ``train.jit_compile = "on"``;
@@ -85,7 +85,7 @@ def measure(
     device: str = "CPU",
 ) -> TrainingRun:
     """Warm every lane up, then alternate measured epochs and matmul timings between them."""
-    from segsweep.model import count_flops
+    from segsweep.model.unetpp import count_flops
 
     lanes = lanes or dict(list(LANES.items())[: sizes.train_lanes])
     size, batch = image_size or sizes.train_size, batch or sizes.train_batch
@@ -269,7 +269,8 @@ def efficiency_section(run: TrainingRun, *, target: float = 0.70) -> Section:
     s = run.sizes
     notes = [
         f"FLOPs per image: 3 × {run.fwd_flops / 1e9:.2f} GFLOP forward "
-        f"(segsweep.model.count_flops; fwd + bwd ≈ 3× fwd) = {3 * run.fwd_flops / 1e9:.1f} GFLOP.",
+        f"(segsweep.model.unetpp.count_flops; fwd + bwd ≈ 3× fwd) = "
+        f"{3 * run.fwd_flops / 1e9:.1f} GFLOP.",
         f"Peak: median GFLOP/s of tf.linalg.matmul on two {s.matmul_n}×{s.matmul_n} float32 "
         "tensors, timed in each lane's own process after every round (Eigen where oneDNN is "
         "off, oneDNN where it is on) — not numpy, whose OpenBLAS may be slowed by "

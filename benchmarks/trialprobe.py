@@ -1,9 +1,9 @@
 """One real trial in a fresh process, as a ``study run`` worker runs it, with a stopwatch on it.
 
-``python -m benchmarks.trialprobe STUDY LAUNCH_TIME`` (in the study's working directory) does
-what :func:`segsweep.workers.worker_main` does — import TensorFlow, load the data once, open the
+``python -m benchmarks.trialprobe STUDY LAUNCH_TIME`` (in the study's working directory) does what
+:func:`~segsweep.study.workers.worker_main` does — import TensorFlow, load the data once, open the
 study and the MLflow store — then asks one trial and runs it with
-:func:`segsweep.objective.run_trial`. Nothing of segsweep is changed: ``keras.Model.fit`` gets
+:func:`segsweep.trial.objective.run_trial`. Nothing of segsweep is changed: ``keras.Model.fit`` gets
 two timing callbacks (one first, one right after the validation callback) and the ``Tracker``
 methods are timed. It prints one JSON line of timestamps and totals on stdout.
 """
@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 def _timed_tracker(calls: list[tuple[str, float, float]]) -> None:
     """Record (method, start, seconds) of every Tracker call."""
-    from segsweep.tracking import Tracker
+    from segsweep.store.tracking import Tracker
 
     def wrap(name: str) -> None:
         original = getattr(Tracker, name)
@@ -94,17 +94,17 @@ def main(argv: list[str] | None = None) -> None:
     marks["launch"] = float(launched)
     from segsweep.backend import activate
     from segsweep.config import load_config
-    from segsweep.study import STUDIES_DIR
-    from segsweep.workers import exit_now
+    from segsweep.store.storage import STUDIES_DIR
+    from segsweep.study.workers import exit_now
 
     cfg = load_config(STUDIES_DIR / f"{name}.toml")
     activate("tensorflow", onednn=cfg.train.onednn)  # as a CPU worker does, before TF loads
     import tensorflow  # noqa: F401  - timed on its own: the largest import
 
     marks["tensorflow"] = time.time()
-    from segsweep import objective
-    from segsweep.study import load_study, storage_url
-    from segsweep.tracking import Tracker
+    from segsweep.store.storage import load_study, storage_url
+    from segsweep.store.tracking import Tracker
+    from segsweep.trial import objective
 
     marks["imports"] = time.time()
     data = objective.load_worker_data(cfg)

@@ -12,7 +12,7 @@ from segsweep.config import Config
 from segsweep.data import io as data_io
 from segsweep.data.assign import Assignment, assign, changed_files, fold_of
 from segsweep.data.synth import synthesize
-from segsweep.workerdata import fold_data, load_worker_data
+from segsweep.trial.workerdata import fold_data, load_worker_data
 
 
 @pytest.fixture

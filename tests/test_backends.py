@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from procs import TINY, load, make_study, mlflow_client, segsweep
 
-from segsweep.diagnose import diagnose
+from segsweep.evaluation.diagnose import diagnose
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +110,7 @@ def test_predict_writes_a_mask_per_image(trained, tmp_path: Path) -> None:
 
 
 def _saved_model(cwd: Path, run_id: str) -> Path:
-    from segsweep.tracking import Tracker
+    from segsweep.store.tracking import Tracker
 
     [saved] = Tracker(f"sqlite:///{cwd / 'mlflow.db'}").download_model(run_id).rglob("*.keras")
     return saved

@@ -8,8 +8,8 @@ import optuna
 from optuna.trial import TrialState
 
 from segsweep.config import Config
-from segsweep.space import default_params
-from segsweep.study import create_study
+from segsweep.config.space import default_params
+from segsweep.store.storage import create_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

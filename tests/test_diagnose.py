@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from segsweep.diagnose import (
+from segsweep.evaluation.diagnose import (
     Diagnosis,
     DiagnosisMonitor,
     Rules,
@@ -251,7 +251,7 @@ def test_the_users_setup_collapses_while_training(tmp_path: Path) -> None:
     from segsweep.data.io import load_dataset
     from segsweep.data.split import split_indices
     from segsweep.data.synth import synthesize
-    from segsweep.train import Split, fit
+    from segsweep.trial.train import Split, fit
 
     synthesize(tmp_path / "ph", n=40, size=32)
     ds = load_dataset(tmp_path / "ph", image_size=32)

@@ -296,7 +296,7 @@ def test_l2_penalty_at_init_by_hand(model, expected):
 @pytest.mark.slow
 def test_l2_penalty_at_init_matches_a_fresh_keras_model():
     keras = pytest.importorskip("keras")
-    from segsweep.model import build_unetpp
+    from segsweep.model.unetpp import build_unetpp
 
     keras.utils.set_random_seed(0)
     model = build_unetpp(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segsweep.evaluate import (
+from segsweep.evaluation.metrics import lesion_metrics, segmentation_metrics
+from segsweep.evaluation.sets import (
     bootstrap_ci,
     count_images,
     drop_small_components,
@@ -20,7 +21,6 @@ from segsweep.finalize._select import (
     choose_postprocessing,
     cv_score,
 )
-from segsweep.metrics import lesion_metrics, segmentation_metrics
 
 
 def random_set(seed: int, n: int = 12, size: int = 24):

@@ -16,9 +16,9 @@ from procs import load, make_study, segsweep, start
 from segsweep.cli import main
 from segsweep.config import Config, save_config
 from segsweep.errors import StudyError
-from segsweep.explain import explain_run, render, run_of_trial
-from segsweep.study import create_study, storage_url
-from segsweep.tracking import Tracker
+from segsweep.results.explain import explain_run, render, run_of_trial
+from segsweep.store.storage import create_study, storage_url
+from segsweep.store.tracking import Tracker
 
 USER_PARAMS = {
     "loss": "weighted_dice", "dice_w2": 0.7, "dropout": 0.5, "l2": 1e-4, "batch_norm": False,

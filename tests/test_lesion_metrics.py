@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segsweep.metrics import LesionCounts, hd95, lesion_counts, lesion_metrics, lesion_scores
+from segsweep.evaluation.metrics import (
+    LesionCounts,
+    hd95,
+    lesion_counts,
+    lesion_metrics,
+    lesion_scores,
+)
 
 
 def grid(*rows: str) -> np.ndarray:
@@ -172,7 +178,7 @@ def test_hd95_agrees_with_medpy_on_random_masks():
 
 def test_lesion_recall_agrees_with_medpy_obj_tpr_where_matching_is_one_to_one():
     binary = pytest.importorskip("medpy.metric.binary")
-    from segsweep.metrics import label_lesions, matched_pairs
+    from segsweep.evaluation.metrics import label_lesions, matched_pairs
 
     rng = np.random.default_rng(1)
     checked = 0

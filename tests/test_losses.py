@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from segsweep.errors import ConfigError
-from segsweep.losses import (
+from segsweep.model.losses import (
     DiceCE,
     FocalTversky,
     WeightedDice,

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import f1_score, jaccard_score, precision_score, recall_score
 
 from segsweep.errors import ConfigError
-from segsweep.metrics import per_image_dice, segmentation_metrics
+from segsweep.evaluation.metrics import per_image_dice, segmentation_metrics
 
 
 def masks(*images):

@@ -16,7 +16,7 @@ from PIL import Image
 from procs import TINY, segsweep
 
 from segsweep.data.io import prepare_image, read_image
-from segsweep.tracking import Tracker
+from segsweep.store.tracking import Tracker
 
 pytestmark = pytest.mark.slow
 

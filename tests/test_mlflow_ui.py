@@ -10,7 +10,7 @@ import mlflow
 import pytest
 
 from segsweep.cli.study import _browse_lines
-from segsweep.tracking import TRIALS_VIEW, Tracker
+from segsweep.store.tracking import TRIALS_VIEW, Tracker
 
 KIND = "mlflow.experimentKind"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segsweep.errors import ConfigError
-from segsweep.model import build_unetpp, count_flops, float32_model, inference_model
+from segsweep.model.unetpp import build_unetpp, count_flops, float32_model, inference_model
 
 TINY = {
     "depth": 2,

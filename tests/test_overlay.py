@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segsweep.overlay import overlay_grid, panel_scale, pick_cases
+from segsweep.evaluation.overlay import overlay_grid, panel_scale, pick_cases
 
 
 def masks_with_areas(*areas, size=8):

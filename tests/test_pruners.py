@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from segsweep.config import Config
-from segsweep.study import make_pruner
+from segsweep.store.storage import make_pruner
 
 
 def _study(pruner: str) -> optuna.Study:
@@ -40,7 +40,7 @@ def test_no_pruner_stops_nothing() -> None:
 
 
 def test_the_reported_signal_is_the_running_best_of_hard_and_soft_dice() -> None:
-    from segsweep.callbacks import ReportToOptuna
+    from segsweep.trial.callbacks import ReportToOptuna
 
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
@@ -65,7 +65,7 @@ def test_the_default_pruner_is_successive_halving_from_the_first_epoch() -> None
 def test_the_default_trial_is_never_pruned() -> None:
     import keras
 
-    from segsweep.callbacks import ReportToOptuna
+    from segsweep.trial.callbacks import ReportToOptuna
 
     study = optuna.create_study(
         direction="maximize", pruner=make_pruner(Config().replace(**{"train.epochs": 9}))

@@ -10,8 +10,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from segsweep.recovery import HOST, on_stale_heartbeat, recover_stale, register_parent_run
-from segsweep.tracking import Tracker
+from segsweep.store.recovery import HOST, on_stale_heartbeat, recover_stale, register_parent_run
+from segsweep.store.tracking import Tracker
 
 
 def test_a_silent_host_has_its_trial_failed_and_its_parent_run_closed(tmp_path: Path) -> None:
@@ -48,17 +48,17 @@ def test_a_journal_lock_left_by_a_killed_process_is_broken(tmp_path, monkeypatch
     import sys
     import threading
 
-    from segsweep import study as study_module
+    from segsweep.store import storage as storage
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(study_module, "JOURNAL_LOCK_GRACE", 3)
+    monkeypatch.setattr(storage, "JOURNAL_LOCK_GRACE", 3)
     url = "studies/s.journal"
-    optuna.create_study(study_name="s", storage=study_module.open_storage(url, create=True))
+    optuna.create_study(study_name="s", storage=storage.open_storage(url, create=True))
     killed = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import os; from segsweep.study import open_storage; "
+            "import os; from segsweep.store.storage import open_storage; "
             f"open_storage({url!r})._backend._lock.acquire(); os.kill(os.getpid(), 9)",
         ],
         cwd=tmp_path,
@@ -67,7 +67,7 @@ def test_a_journal_lock_left_by_a_killed_process_is_broken(tmp_path, monkeypatch
     done = threading.Event()
 
     def write() -> None:
-        optuna.load_study(study_name="s", storage=study_module.open_storage(url)).ask()
+        optuna.load_study(study_name="s", storage=storage.open_storage(url)).ask()
         done.set()
 
     threading.Thread(target=write, daemon=True).start()

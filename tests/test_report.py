@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 
 from segsweep.cli import main
 from segsweep.config import Config, save_config
-from segsweep.report import counts, write_report
-from segsweep.study import create_study, storage_url
-from segsweep.tracking import Tracker
+from segsweep.results.report import counts, write_report
+from segsweep.store.storage import create_study, storage_url
+from segsweep.store.tracking import Tracker
 
 PLOTS = {"optimization_history", "param_importances", "parallel_coordinate", "intermediate_values"}
 COLLAPSE_REASON = "collapsed: predicted no lesion pixel on validation for 3 epochs in a row"

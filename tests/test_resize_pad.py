@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from procs import TINY, mlflow_client, segsweep
 
+from segsweep.data.geometry import to_original
 from segsweep.data.io import prepare_image
-from segsweep.predict import to_original
 
 SIZES = [(64, 48), (48, 64)]  # (H, W): tall and wide, each padded on its short side
 

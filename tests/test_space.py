@@ -7,7 +7,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import FixedTrial
 
 from segsweep.config import Config
-from segsweep.space import fixed_params, suggest
+from segsweep.config.space import fixed_params, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from segsweep.tracking import Tracker
+from segsweep.store.tracking import Tracker
 
 
 def _tiny_net() -> keras.Model:

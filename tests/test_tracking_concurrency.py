@@ -28,7 +28,7 @@ KEYS = [
 
 
 def _log_like_a_worker(uri: str, experiment_id: str, worker: int) -> str:
-    from segsweep.tracking import Tracker
+    from segsweep.store.tracking import Tracker
 
     tracker = Tracker(uri)
     run_id = tracker.start_run(experiment_id, name=f"trial-{worker}", tags={"worker": worker})
@@ -42,7 +42,7 @@ def _log_like_a_worker(uri: str, experiment_id: str, worker: int) -> str:
 
 
 def test_four_writers_lose_no_metric(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from segsweep.tracking import Tracker
+    from segsweep.store.tracking import Tracker
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -183,9 +183,9 @@ RECYCLING_RUN = """
 from pathlib import Path
 
 from segsweep.config import load_config
-from segsweep.runner import run_study
-from segsweep.study import storage_url
-from segsweep.workers import WorkerSpec
+from segsweep.study.runner import run_study
+from segsweep.store.storage import storage_url
+from segsweep.study.workers import WorkerSpec
 
 if __name__ == "__main__":  # the workers are spawned: they import this file again
     cfg = load_config(Path("studies/recycle.toml"))

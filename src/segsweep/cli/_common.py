@@ -73,7 +73,7 @@ def synth_line(info: dict) -> str:
 def resolve_study(name: str | None, storage: str | None, tracking_uri: str | None):
     """Settings from studies/NAME.toml, or from the study in --storage (another host)."""
     from segsweep.config import load_config
-    from segsweep.study import STUDIES_DIR, find_study_name, load_study, study_config
+    from segsweep.store.storage import STUDIES_DIR, find_study_name, load_study, study_config
 
     name = name or find_study_name()
     path = STUDIES_DIR / f"{name}.toml"

@@ -28,10 +28,10 @@ def command(target: str, trial: int | None, as_json: bool, tracking_uri: str | N
     completed one, else, with none completed, the finished one whose last reported value is
     best, else the latest finished one.
     """
-    from segsweep.explain import explain_run, render, run_of_trial
+    from segsweep.results.explain import explain_run, render, run_of_trial
 
     if target.startswith("study:"):
-        from segsweep.study import load_study, storage_url
+        from segsweep.store.storage import load_study, storage_url
 
         cfg = resolve_study(target.removeprefix("study:"), None, None)
         run_id, _, why = run_of_trial(load_study(cfg.study.name, storage_url(cfg)), trial)

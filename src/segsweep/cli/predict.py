@@ -51,10 +51,10 @@ def command(
     MODEL is a .keras file, an MLflow run id, or study:NAME: the study's champion once
     `study finalize` has made one, else its best trial's model.
     """
-    from segsweep.predict import load_champion, load_model, predict_folder
+    from segsweep.results.predict import load_champion, load_model, predict_folder
 
     def best_run(study_name: str) -> str:
-        from segsweep.study import load_study, storage_url, summary
+        from segsweep.store.storage import load_study, storage_url, summary
 
         cfg = resolve_study(study_name, None, None)
         best = summary(load_study(cfg.study.name, storage_url(cfg)))["best"]
@@ -79,7 +79,7 @@ def command(
 
 
 def _champion_uri(cfg) -> str | None:
-    from segsweep.study import load_study, storage_url, summary
+    from segsweep.store.storage import load_study, storage_url, summary
 
     champion = summary(load_study(cfg.study.name, storage_url(cfg)))["champion"]
     return None if champion is None else champion["model_uri"]

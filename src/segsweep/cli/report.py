@@ -25,8 +25,8 @@ def study_report(
     name: str | None, out_dir: Path | None, storage: str | None, tracking_uri: str | None
 ) -> None:
     """Plots (history, importances, parallel coordinates, per-epoch values) and summary.md."""
-    from segsweep.report import write_report
-    from segsweep.study import load_study, storage_url
+    from segsweep.results.report import write_report
+    from segsweep.store.storage import load_study, storage_url
 
     cfg = resolve_study(name, storage, tracking_uri)
     study = load_study(cfg.study.name, storage_url(cfg))

@@ -67,7 +67,7 @@ def study_create(
         parse_assignment,
         save_config,
     )
-    from segsweep.study import STUDIES_DIR, create_study, storage_url
+    from segsweep.store.storage import STUDIES_DIR, create_study, storage_url
 
     path = STUDIES_DIR / f"{name}.toml"
     if path.exists() and not exist_ok:
@@ -91,7 +91,7 @@ def study_create(
     split_line = _write_split(study, cfg.study.name)
     # The MLflow experiment (and, on a fresh database, its schema) is made here, once, so that
     # several hosts starting `study run` together never race to create it.
-    from segsweep.tracking import Tracker
+    from segsweep.store.tracking import Tracker
 
     Tracker(cfg.tracking.uri).experiment(cfg.study.name)
     save_config(
@@ -125,7 +125,7 @@ def _assign(cfg: Any) -> Any:
 
 def _write_split(study: Any, name: str) -> str:
     """studies/NAME.split.json from the assignment stored in the study; what it holds."""
-    from segsweep.study import split_json_path, study_assignment
+    from segsweep.store.storage import split_json_path, study_assignment
 
     stored = study_assignment(study)
     if stored is None:
@@ -199,8 +199,8 @@ def study_run(
     tracking_uri: str | None,
 ) -> None:
     """Run N more trials of study NAME (NAME may be left out when studies/ holds one)."""
-    from segsweep.runner import run_study, worker_specs
-    from segsweep.study import storage_url
+    from segsweep.store.storage import storage_url
+    from segsweep.study.runner import run_study, worker_specs
 
     cfg = resolve_study(name, storage, tracking_uri)
     specs = worker_specs(workers=workers, gpus=gpus)
@@ -243,7 +243,7 @@ def _browse_lines(
     tracking_uri: str, experiment_id: str, key: str = "", what: str = "every trial"
 ) -> list[str]:
     """How to open saved view ``key`` of the study's runs in MLflow's UI."""
-    from segsweep.tracking import TRIALS_VIEW, view_path
+    from segsweep.store.tracking import TRIALS_VIEW, view_path
 
     view = view_path(experiment_id, key or TRIALS_VIEW)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
@@ -295,8 +295,8 @@ def study_finalize(
     tracking_uri: str | None,
 ) -> None:
     """Cross-validate the best configurations, register a champion, score the test set once."""
-    from segsweep.runner import worker_specs
-    from segsweep.study import check_not_finalized, load_study, storage_url
+    from segsweep.store.storage import check_not_finalized, load_study, storage_url
+    from segsweep.study.runner import worker_specs
 
     cfg = resolve_study(name, storage, tracking_uri)
     specs = worker_specs(workers=workers, gpus=gpus)
@@ -324,7 +324,7 @@ def study_finalize(
         click.echo(json.dumps(doc, indent=2))
         return
     click.echo(render(doc))
-    from segsweep.tracking import FOLDS_VIEW
+    from segsweep.store.tracking import FOLDS_VIEW
 
     for line in _browse_lines(cfg.tracking.uri, doc["experiment_id"], FOLDS_VIEW, "every fold"):
         click.echo(line)
@@ -336,7 +336,7 @@ def study_finalize(
 @storage_option
 def study_status(name: str | None, as_json: bool, storage: str | None) -> None:
     """Trial counts by state and the best trial."""
-    from segsweep.study import load_study, storage_url, summary
+    from segsweep.store.storage import load_study, storage_url, summary
 
     cfg = resolve_study(name, storage, None)
     result = summary(load_study(cfg.study.name, storage_url(cfg)))
@@ -361,8 +361,8 @@ def study_status(name: str | None, as_json: bool, storage: str | None) -> None:
 def study_enqueue(name: str | None, assignments: tuple[str, ...], storage: str | None) -> None:
     """Put a fixed configuration into the study as its next trial (e.g. your own baseline)."""
     from segsweep.config import parse_assignment
-    from segsweep.rerun import enqueue
-    from segsweep.study import load_study, storage_url
+    from segsweep.store.storage import load_study, storage_url
+    from segsweep.study.rerun import enqueue
 
     cfg = resolve_study(name, storage, None)
     values = dict(parse_assignment(a) for a in assignments)
@@ -389,8 +389,8 @@ def study_rerun(
     name: str | None, number: int, seeds: int, storage: str | None, tracking_uri: str | None
 ) -> None:
     """Retrain one trial's parameters under new seeds: is its value luck?"""
-    from segsweep.rerun import rerun
-    from segsweep.study import load_study, storage_url
+    from segsweep.store.storage import load_study, storage_url
+    from segsweep.study.rerun import rerun
 
     cfg = resolve_study(name, storage, tracking_uri)
     result = rerun(

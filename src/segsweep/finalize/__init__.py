@@ -9,7 +9,10 @@
 3. Test-time augmentation (a horizontal flip) and post-processing (dropping small predicted
    components) are kept only if the champion's CV objective rises.
 4. The champion's fold models, averaged, are logged as one MLflow pyfunc model and registered as
-   ``models:/NAME@champion``; then, once, the test set is scored (:mod:`segsweep.finalize._test`).
+   ``models:/NAME@champion`` (:mod:`segsweep.finalize.champion`); then, once, the test set is
+   scored (:mod:`segsweep.finalize._test`).
+
+May import every layer below it, up to ``study`` (its folds run on the same coordinator).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ import optuna
 from mlflow import MlflowClient
 
 from segsweep import backend
-from segsweep.champion import Champion, ChampionSettings, log_champion
 from segsweep.config import Config
+from segsweep.config.space import searched, suggest
 from segsweep.data.io import load_dataset
 from segsweep.errors import StudyError
 from segsweep.finalize._cv import (
@@ -48,14 +51,14 @@ from segsweep.finalize._select import (
     cv_score,
 )
 from segsweep.finalize._test import score_test
-from segsweep.recovery import (
+from segsweep.finalize.champion import Champion, ChampionSettings, log_champion
+from segsweep.store.recovery import (
     close_dead_parent_runs,
     recover_stale,
     register_parent_run,
     release_parent_run,
 )
-from segsweep.space import searched, suggest
-from segsweep.study import (
+from segsweep.store.storage import (
     CHAMPION_ATTR,
     check_data_unchanged,
     check_not_finalized,
@@ -63,8 +66,8 @@ from segsweep.study import (
     study_assignment,
     study_objective,
 )
-from segsweep.tracking import FOLDS_VIEW, Tracker, package_versions
-from segsweep.workers import RunPlan, WorkerSpec
+from segsweep.store.tracking import FOLDS_VIEW, Tracker, package_versions
+from segsweep.study.workers import RunPlan, WorkerSpec
 
 __all__ = ["finalize", "render"]
 
@@ -84,7 +87,7 @@ def finalize(
     A study whose test set was scored already is refused unless ``rescore``: a test set used
     twice to decide is no longer a number no selection touched.
     """
-    from segsweep.runner import coordinate
+    from segsweep.study.runner import coordinate
 
     if top < 1 or folds < 2:
         raise StudyError(f"--top must be >= 1 and --folds >= 2. Got {top} and {folds} instead.")
@@ -194,7 +197,7 @@ def _oof(client: MlflowClient, runs: list, stems: list[str], workdir: Path) -> t
 
 
 def _flops(params: dict, cfg: Config, channels: int) -> int:
-    from segsweep.model import count_flops  # imports Keras, which finalize loads late
+    from segsweep.model.unetpp import count_flops  # imports Keras, which finalize loads late
 
     return int(
         count_flops(

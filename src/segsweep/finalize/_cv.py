@@ -23,7 +23,7 @@ from segsweep.config import Config
 from segsweep.data.assign import Assignment, fold_of
 from segsweep.data.io import find_pairs, read_mask
 from segsweep.errors import DataError, StudyError
-from segsweep.study import FOLDS_ATTR
+from segsweep.store.storage import FOLDS_ATTR
 
 __all__ = [
     "FoldRun",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from segsweep.evaluate import set_metrics
-from segsweep.tracking import Tracker
+from segsweep.evaluation.sets import set_metrics
+from segsweep.store.tracking import Tracker
 
 __all__ = ["document", "log_result", "render"]
 

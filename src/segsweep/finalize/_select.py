@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segsweep.evaluate import ImageCounts, count_images, objective_value, per_image_values
+from segsweep.evaluation.sets import ImageCounts, count_images, objective_value, per_image_values
 
 __all__ = ["Candidate", "CvScore", "choose_champion", "choose_postprocessing", "cv_score"]
 

@@ -14,11 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from segsweep.champion import champion_mask, ensemble_probabilities
 from segsweep.config import Config
 from segsweep.data.assign import Assignment
-from segsweep.data.io import content_box, find_pairs, prepare_image, read_image, read_mask
-from segsweep.evaluate import ImageCounts, bootstrap_ci, count_images, objective_value, set_metrics
+from segsweep.data.geometry import area_scale
+from segsweep.data.io import find_pairs, prepare_image, read_image, read_mask
+from segsweep.evaluation.sets import (
+    ImageCounts,
+    bootstrap_ci,
+    count_images,
+    objective_value,
+    set_metrics,
+)
+from segsweep.finalize.champion import champion_mask, ensemble_probabilities
 
 __all__ = ["TestScore", "score_test"]
 
@@ -41,8 +48,7 @@ def _test_pairs(cfg: Config, assignment: Assignment) -> list:
 
 def _scale(size: tuple[int, int], cfg: Config) -> float:
     """How many of this image's pixels one model pixel covers, along a side."""
-    _, _, h, w = content_box(*size, cfg.data.image_size, cfg.data.resize)
-    return float(np.sqrt(size[0] * size[1] / (h * w)))
+    return float(np.sqrt(area_scale(size, cfg.data.image_size, cfg.data.resize)))
 
 
 def score_test(
@@ -53,8 +59,8 @@ def score_test(
     *,
     batch_size: int = 16,
 ) -> TestScore:
-    """Every metric of ``champion`` (a loaded :class:`segsweep.champion.Champion`) on the test
-    set, the objective's 95 % bootstrap interval, and what the fold ensemble added."""
+    """Every metric of ``champion`` (a loaded :class:`~segsweep.finalize.champion.Champion`) on the
+    test set, the objective's 95 % bootstrap interval, and what the fold ensemble added."""
     s = champion.settings
     truths, sizes, batches = [], [], []
     for pair in _test_pairs(cfg, assignment):

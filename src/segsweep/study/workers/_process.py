@@ -108,9 +108,9 @@ def _serve(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
     try:
         _set_device(spec, plan)
         device = backend.open_device(spec.gpu)  # imports Keras, after the backend is chosen
-        from segsweep import objective
-        from segsweep.study import load_study, make_sampler, study_assignment
-        from segsweep.tracking import Tracker
+        from segsweep.store.storage import load_study, make_sampler, study_assignment
+        from segsweep.store.tracking import Tracker
+        from segsweep.trial import objective
 
         main = load_study(plan.cfg.study.name, plan.storage, plan.cfg)
         data = objective.load_worker_data(plan.cfg, study_assignment(main))
@@ -150,9 +150,9 @@ def _run_one(
 
     import keras
 
-    from segsweep import objective
     from segsweep.errors import ConfigError
-    from segsweep.recovery import heartbeat
+    from segsweep.store.recovery import heartbeat
+    from segsweep.trial import objective
 
     try:
         with heartbeat(study, trial_id):

@@ -15,8 +15,8 @@ from typing import Any
 import optuna
 
 from segsweep.config import Config, SpaceSettings
+from segsweep.config.space import is_fixed, suggest
 from segsweep.errors import ConfigError, StudyError
-from segsweep.space import is_fixed, suggest
 
 __all__ = ["enqueue", "space_assignment", "rerun", "RerunResult"]
 
@@ -96,9 +96,9 @@ def rerun(
 
     # reruns train in this process, whose Keras must load with the study's backend
     backend.activate(backend.resolve(cfg.train.backend), onednn=cfg.train.onednn)
-    from segsweep import objective
-    from segsweep.study import study_assignment
-    from segsweep.tracking import Tracker
+    from segsweep.store.storage import study_assignment
+    from segsweep.store.tracking import Tracker
+    from segsweep.trial import objective
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1. Got {seeds} instead.")

@@ -82,7 +82,7 @@ def open_storage(url: str, *, create: bool = False) -> optuna.storages.BaseStora
         path = str(Path(url).resolve())
         lock = JournalFileSymlinkLock(path, grace_period=JOURNAL_LOCK_GRACE)
         return JournalStorage(JournalFileBackend(path, lock_obj=lock))
-    from segsweep.recovery import on_stale_heartbeat
+    from segsweep.store.recovery import on_stale_heartbeat
 
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
@@ -162,8 +162,8 @@ def create_study(
 
 
 def enqueue_default(study: optuna.Study, cfg: Config) -> dict[str, Any]:
-    """Queue the default configuration (``segsweep.space.DEFAULT_CONFIG``) as the next trial."""
-    from segsweep.space import default_params, is_fixed
+    """Queue the default configuration (``config.space.DEFAULT_CONFIG``) as the next trial."""
+    from segsweep.config.space import default_params, is_fixed
 
     params = default_params(cfg.space)
     searched = {k: v for k, v in params.items() if not is_fixed(getattr(cfg.space, k))}

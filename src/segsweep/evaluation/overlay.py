@@ -16,7 +16,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from segsweep.metrics import label_lesions, matched_pairs, per_image_dice
+from segsweep.evaluation.metrics import label_lesions, matched_pairs, per_image_dice
 
 __all__ = ["COLOURS", "pick_cases", "overlay_grid", "panel_scale"]
 

@@ -1,10 +1,10 @@
 """Scoring a set of predictions image by image: pooled metrics, per-image values, bootstrap.
 
-:mod:`segsweep.metrics` scores one validation batch of equal-sized masks. Finalizing a study
-needs more: test images keep their own original sizes, the champion is compared with the other
-candidates image by image (a paired test), and the test value gets a bootstrap confidence
-interval over images. So each image is reduced once to the counts every metric is built from,
-and any metric of any subset of images is computed from those counts.
+:mod:`~segsweep.evaluation.metrics` scores one validation batch of equal-sized masks. Finalizing a
+study needs more: test images keep their own original sizes, the champion is compared with the other
+candidates image by image (a paired test), and the test value gets a bootstrap confidence interval
+over images. So each image is reduced once to the counts every metric is built from, and any metric
+of any subset of images is computed from those counts.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segsweep.metrics import LesionCounts, hd95, label_lesions, lesion_counts, lesion_scores
+from segsweep.evaluation.metrics import (
+    LesionCounts,
+    hd95,
+    label_lesions,
+    lesion_counts,
+    lesion_scores,
+)
 
 __all__ = [
     "ImageCounts",

@@ -50,7 +50,7 @@ def _close_mlflow_run(trial: FrozenTrial, reason: str, status: str) -> None:
     run_id = trial.user_attrs.get("mlflow_run_id")
     if not run_id:
         return
-    from segsweep.tracking import Tracker
+    from segsweep.store.tracking import Tracker
 
     tracker = Tracker(trial.user_attrs.get("tracking_uri", ""))
     tracker.set_tags(run_id, {"state": "FAIL", "reason": reason})
@@ -127,7 +127,7 @@ def _close_parent_run(study: optuna.Study, key: str, entry: dict, reason: str) -
     """End a dead process's parent run as KILLED with ``reason``; False if it had ended."""
     from mlflow.exceptions import MlflowException
 
-    from segsweep.tracking import Tracker
+    from segsweep.store.tracking import Tracker
 
     tracker = Tracker(entry["tracking_uri"])
     try:

@@ -26,7 +26,8 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
-from segsweep.evaluate import drop_small_components
+from segsweep.data.geometry import area_scale, to_original
+from segsweep.evaluation.sets import drop_small_components
 
 __all__ = [
     "Champion",
@@ -72,13 +73,9 @@ def champion_mask(
     """The champion's {0, 255} mask of an image of ``size`` (H, W) from its (S, S) probability:
     resized back as ``predict`` does, thresholded, components below ``min_component_px`` (a
     size at the model's resolution, scaled to this image's) removed."""
-    from segsweep.data.io import content_box
-    from segsweep.predict import to_original
-
     t = settings.threshold if threshold is None else threshold
     mask = to_original(prob, size, resize=settings.resize, threshold=t) > 0
-    _, _, h, w = content_box(*size, settings.image_size, settings.resize)
-    scale = (size[0] * size[1]) / (h * w)  # model pixels of the image -> its own pixels
+    scale = area_scale(size, settings.image_size, settings.resize)
     kept = drop_small_components(mask, round(settings.min_component_px * scale))
     return np.where(kept, 255, 0).astype(np.uint8)
 
@@ -138,7 +135,7 @@ def log_champion(
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from segsweep.tracking import fluent_tracking_uri
+    from segsweep.store.tracking import fluent_tracking_uri
 
     settings_file = workdir / "champion.json"
     settings_file.write_text(json.dumps(asdict(settings), indent=2))

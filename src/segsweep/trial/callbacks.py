@@ -9,9 +9,9 @@ import optuna
 
 from segsweep.config import Config
 from segsweep.errors import ConfigError
-from segsweep.overlay import overlay_grid, panel_scale
-from segsweep.tracking import Tracker
-from segsweep.workerdata import WorkerData
+from segsweep.evaluation.overlay import overlay_grid, panel_scale
+from segsweep.store.tracking import Tracker
+from segsweep.trial.workerdata import WorkerData
 
 __all__ = ["LogToMlflow", "ReportToOptuna"]
 

@@ -19,25 +19,25 @@ from typing import Any
 import numpy as np
 import optuna
 
-from segsweep.callbacks import LogToMlflow
 from segsweep.config import Config
-from segsweep.diagnose import DiagnosisMonitor, Rules
+from segsweep.config.space import suggest
 from segsweep.errors import TrialFailed
-from segsweep.objective import (
+from segsweep.evaluation.diagnose import DiagnosisMonitor, Rules
+from segsweep.store.recovery import FOLD_ATTRS
+from segsweep.store.storage import FOLDS_ATTR
+from segsweep.store.tracking import Tracker
+from segsweep.trial.callbacks import LogToMlflow
+from segsweep.trial.lifecycle import (
     TrialOutcome,
-    _finish,
-    _run_params,
-    _start_run,
     best_epoch_metrics,
+    finish,
     guarded_fit,
     log_setup,
+    run_params,
+    start_run,
 )
-from segsweep.recovery import FOLD_ATTRS
-from segsweep.space import suggest
-from segsweep.study import FOLDS_ATTR
-from segsweep.tracking import Tracker
-from segsweep.train import predict_padded
-from segsweep.workerdata import WorkerData, fold_data
+from segsweep.trial.train import predict_padded
+from segsweep.trial.workerdata import WorkerData, fold_data
 
 __all__ = ["run_fold_trial"]
 
@@ -80,7 +80,7 @@ def run_fold_trial(
 ) -> TrialOutcome:
     of, fold, folds = (int(trial.user_attrs[k]) for k in FOLD_ATTRS)
     seed = cfg.search.seed + of + 1000 * (fold + 1)
-    run_id = _start_run(
+    run_id = start_run(
         trial,
         tracker,
         experiment_id=experiment_id,
@@ -97,17 +97,17 @@ def run_fold_trial(
     try:
         fd = fold_data(data, fold_of, fold)
         params = suggest(trial, cfg.space)
-        run_params = {**_run_params(cfg, params, fd, seed), "fold": fold, "folds": folds}
-        log_setup(tracker, run_id, cfg, run_params, fd)
+        logged = {**run_params(cfg, params, fd, seed), "fold": fold, "folds": folds}
+        log_setup(tracker, run_id, cfg, logged, fd)
         logger = LogToMlflow(tracker, run_id, fd, cfg)
         monitor = DiagnosisMonitor(Rules(), prune_collapsed=False)
         result = guarded_fit(params, fd, cfg, seed, [monitor], logger, keep_best=False)
         logger.log_overlay("final")
         _log_fold_outputs(tracker, run_id, fd, result.net, cfg)
     except TrialFailed as err:
-        return _finish(study, trial, tracker, run_id, ("FAIL", None, str(err)), [])
+        return finish(study, trial, tracker, run_id, ("FAIL", None, str(err)), [])
     last = best_epoch_metrics(result)
     trial.set_user_attr("metrics", {k: v for k, v in last.items() if math.isfinite(v)})
-    return _finish(
+    return finish(
         study, trial, tracker, run_id, ("COMPLETE", result.best_value, ""), monitor.found
     )

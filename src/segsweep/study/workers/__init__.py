@@ -6,8 +6,8 @@ worker side, a spawned process that picks its backend and device before Keras is
 the data once and runs the trials it is sent. What travels between them is a picklable ``RunPlan``.
 """
 
-from segsweep.workers._coordinator import Coordinator
-from segsweep.workers._process import (
+from segsweep.study.workers._coordinator import Coordinator
+from segsweep.study.workers._process import (
     RECYCLE_AFTER,
     RunPlan,
     WorkerSpec,

@@ -22,8 +22,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from segsweep.errors import StudyError
-from segsweep.recovery import HOST
-from segsweep.workers._process import RunPlan, WorkerSpec, worker_main
+from segsweep.store.recovery import HOST
+from segsweep.study.workers._process import RunPlan, WorkerSpec, worker_main
 
 __all__ = ["Coordinator"]
 
@@ -56,7 +56,7 @@ class Coordinator:
     requeued: list[tuple[int, int]] = field(default_factory=list)  # asked, no worker started it
 
     def run(self) -> None:
-        from segsweep.study import load_study
+        from segsweep.store.storage import load_study
 
         self.study = load_study(self.plan.target, self.plan.storage, self.plan.cfg)
         self._deadline = time.monotonic() + self.timeout if self.timeout else None
@@ -79,7 +79,7 @@ class Coordinator:
     def _recover(self) -> None:
         """Fail and re-queue trials left RUNNING by dead processes (this host's, or any host's
         whose heartbeat stopped on an RDB storage), and close those processes' parent runs."""
-        from segsweep.recovery import close_dead_parent_runs, recover_stale
+        from segsweep.store.recovery import close_dead_parent_runs, recover_stale
 
         for number in recover_stale(self.study):
             self.progress(
@@ -195,7 +195,7 @@ class Coordinator:
     def _ensure_run(self, trial: tuple[int, int], worker_name: str) -> None:
         """A trial that died before its worker opened its MLflow run still gets one (FAILED),
         so every trial has exactly one child run."""
-        from segsweep.tracking import Tracker
+        from segsweep.store.tracking import Tracker
 
         trial_id, number = trial
         if self.study.get_trials(deepcopy=False)[number].user_attrs.get("mlflow_run_id"):
@@ -222,7 +222,7 @@ class Coordinator:
     def _fail(
         self, trial: tuple[int, int], worker_name: str, reason: str, *, status: str, retry: bool
     ) -> None:
-        from segsweep.recovery import fail_trial
+        from segsweep.store.recovery import fail_trial
 
         self._ensure_run(trial, worker_name)
         fail_trial(self.study, trial[1], reason, status=status, retry=retry)

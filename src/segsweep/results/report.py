@@ -22,9 +22,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from segsweep import __version__
-from segsweep.diagnose import CODES
-from segsweep.study import study_objective
-from segsweep.tracking import Tracker
+from segsweep.evaluation.diagnose import CODES
+from segsweep.store.storage import study_objective
+from segsweep.store.tracking import Tracker
 
 __all__ = [
     "Report",

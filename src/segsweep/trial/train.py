@@ -1,8 +1,8 @@
 """One training run: build, compile, fit, and measure on the whole validation set every epoch.
 
-Every epoch's logs hold ``loss`` (what Keras optimises and reports), split into ``loss_data``
-(the loss function alone) and ``loss_l2`` (the sum of the kernel penalties), the learning rate,
-and the hard validation metrics ``val_*`` of :mod:`segsweep.metrics`. Tracking and pruning plug
+Every epoch's logs hold ``loss`` (what Keras optimises and reports), split into ``loss_data`` (the
+loss function alone) and ``loss_l2`` (the sum of the kernel penalties), the learning rate, and the
+hard validation metrics ``val_*`` of :mod:`segsweep.evaluation.metrics`. Tracking and pruning plug
 in as extra Keras callbacks; this module knows neither Optuna nor MLflow.
 """
 
@@ -21,9 +21,9 @@ from segsweep.backend import accelerator_settings
 from segsweep.config import Config, MetricsSettings
 from segsweep.data.pipeline import train_dataset
 from segsweep.errors import TrialFailed
-from segsweep.losses import get_loss
-from segsweep.metrics import lesion_metrics, segmentation_metrics
-from segsweep.model import build_unetpp, float32_model, inference_model
+from segsweep.evaluation.metrics import lesion_metrics, segmentation_metrics
+from segsweep.model.losses import get_loss
+from segsweep.model.unetpp import build_unetpp, float32_model, inference_model
 
 __all__ = [
     "Split",

@@ -1,9 +1,9 @@
 """What happened in one run, in plain words: the loss split, the Dice, the lesion fractions.
 
-Everything is read back from MLflow (params, tags, per-epoch metric histories) and the diagnoses
-are recomputed with :func:`segsweep.diagnose.diagnose`, so any run logged by segsweep can be
-explained, finished or not. :func:`explain_run` returns a JSON-ready dict; :func:`render` turns
-it into the text ``segsweep explain`` prints.
+Everything is read back from MLflow (params, tags, per-epoch metric histories) and the diagnoses are
+recomputed with :func:`~segsweep.evaluation.diagnose.diagnose`, so any run logged by segsweep can be
+explained, finished or not. :func:`explain_run` returns a JSON-ready dict; :func:`render` turns it
+into the text ``segsweep explain`` prints.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from mlflow.exceptions import MlflowException
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
-from segsweep.diagnose import CODES, Rules, diagnose
 from segsweep.errors import StudyError
-from segsweep.study import summary
-from segsweep.tracking import Tracker
+from segsweep.evaluation.diagnose import CODES, Rules, diagnose
+from segsweep.store.storage import summary
+from segsweep.store.tracking import Tracker
 
 __all__ = ["RunRecord", "explain", "explain_run", "fetch_run", "render", "run_of_trial"]
 

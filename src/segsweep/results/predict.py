@@ -3,8 +3,9 @@
 The model comes from a ``.keras`` file, an MLflow run id, or ``study:NAME`` (the best trial's
 model). Images are prepared exactly as in training (intensity rule, channels, bilinear resize,
 stretched or padded as ``data.resize`` says); the lesion probability is cropped to where the
-image lies (:func:`~segsweep.data.io.content_box`), resized back bilinearly and thresholded,
-which gives smoother edges than resizing a thresholded mask.
+image lies, resized back bilinearly and thresholded
+(:func:`~segsweep.data.geometry.to_original`), which gives smoother edges than resizing a
+thresholded mask.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from segsweep.data.io import IMAGE_SUFFIXES, content_box, prepare_image, read_image, resize_plane
+from segsweep.data.geometry import to_original
+from segsweep.data.io import IMAGE_SUFFIXES, prepare_image, read_image
 from segsweep.errors import DataError, StudyError
 
 __all__ = [
@@ -27,7 +29,6 @@ __all__ = [
     "load_champion",
     "load_model",
     "predict_folder",
-    "to_original",
 ]
 
 
@@ -58,7 +59,7 @@ class LoadedModel:
 class LoadedChampion:
     """A study's champion (fold ensemble, TTA, post-processing) used like a single model."""
 
-    champion: Any  # a segsweep.champion.Champion with its context loaded
+    champion: Any  # a segsweep.finalize.champion.Champion with its context loaded
     source: str
 
     @property
@@ -81,7 +82,7 @@ class LoadedChampion:
         return self.champion.probabilities(batch)
 
     def mask(self, prob: np.ndarray, size: tuple[int, int], threshold: float | None) -> np.ndarray:
-        from segsweep.champion import champion_mask
+        from segsweep.finalize.champion import champion_mask
 
         return champion_mask(prob, size, self.champion.settings, threshold=threshold)
 
@@ -90,7 +91,7 @@ def load_champion(model_uri: str, tracking_uri: str) -> LoadedChampion:
     """The champion registered by ``study finalize`` (``models:/NAME@champion``)."""
     import mlflow.pyfunc
 
-    from segsweep.tracking import Tracker, fluent_tracking_uri
+    from segsweep.store.tracking import Tracker, fluent_tracking_uri
 
     with fluent_tracking_uri(Tracker(tracking_uri).uri):  # "" -> MLflow's default, resolved
         model = mlflow.pyfunc.load_model(model_uri)
@@ -103,7 +104,7 @@ def _from_file(path: Path, intensity: str) -> LoadedModel:
     choose_for_loading()
     import keras
 
-    from segsweep.model import float32_model
+    from segsweep.model.unetpp import float32_model
 
     try:
         net = keras.saving.load_model(path, compile=False)
@@ -117,7 +118,7 @@ def _from_file(path: Path, intensity: str) -> LoadedModel:
 def _from_run(
     run_id: str, tracking_uri: str, intensity: str | None, resize: str | None
 ) -> LoadedModel:
-    from segsweep.tracking import Tracker
+    from segsweep.store.tracking import Tracker
 
     tracker = Tracker(tracking_uri)
     try:
@@ -172,15 +173,6 @@ def list_images(folder: Path) -> list[Path]:
     if not files:
         raise DataError(f"{folder} holds no image ({', '.join(IMAGE_SUFFIXES)})")
     return files
-
-
-def to_original(
-    prob: np.ndarray, size: tuple[int, int], *, resize: str, threshold: float
-) -> np.ndarray:
-    """A square (S, S) probability map -> the {0, 255} mask of an image of ``size`` (H, W)."""
-    top, left, h, w = content_box(*size, prob.shape[0], resize)
-    inside = prob[top : top + h, left : left + w]
-    return np.where(resize_plane(inside, *size) > threshold, 255, 0).astype(np.uint8)
 
 
 def predict_folder(

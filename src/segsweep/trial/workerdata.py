@@ -18,8 +18,8 @@ from segsweep.config import Config
 from segsweep.data.assign import Assignment
 from segsweep.data.io import Dataset, load_dataset
 from segsweep.data.split import split_indices
-from segsweep.overlay import pick_cases
-from segsweep.train import Split
+from segsweep.evaluation.overlay import pick_cases
+from segsweep.trial.train import Split
 
 __all__ = ["WorkerData", "fold_data", "load_worker_data"]
 
