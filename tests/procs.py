@@ -31,6 +31,22 @@ TINY = [
 ]
 
 
+# TensorFlow's start-up notices, which no segsweep command may show a user (on a machine without
+# a GPU they are all it prints before the answer): checked on every command the suite runs.
+START_UP_NOTICES = (
+    "absl::InitializeLog",
+    "oneDNN custom operations",
+    "Could not find cuda drivers",
+    "cpu_feature_guard",
+    "This TensorFlow binary is optimized",
+)
+
+
+def assert_no_start_up_notices(stderr: str, args: tuple[str, ...]) -> None:
+    shown = [line for line in stderr.splitlines() if any(n in line for n in START_UP_NOTICES)]
+    assert not shown, f"segsweep {' '.join(args)} printed start-up notices:\n" + "\n".join(shown)
+
+
 def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "segsweep", *args]
 
@@ -49,6 +65,7 @@ def segsweep(
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"segsweep {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
+    assert_no_start_up_notices(proc.stderr, args)
     return proc
 
 

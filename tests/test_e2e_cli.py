@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
+import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from procs import TINY, segsweep
+from procs import TINY, load, segsweep
 
 pytestmark = pytest.mark.slow
 
@@ -104,8 +109,81 @@ def test_run_ends_with_the_ui_command_and_the_model_training_url(finished_study:
     assert args == ["ui"]  # the default store: mlflow.db where the user stands
     found = shutil.which(program, path=os.environ["PATH"]) or str(finished_study / program)
     assert Path(found).name == "mlflow" and os.access(found, os.X_OK), program
-    expected = f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}"
-    assert url == f"  then open {expected}?workflowType=machine_learning"
+    expected = f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs"
+    assert url == f"  then open {expected}?workflowType=machine_learning&viewStateShareKey=" + (
+        "segsweep-trials"
+    )
+
+
+def browser() -> str:
+    """Headless Chromium: Debian's package, which .ci/run installs."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if found := shutil.which(name):
+            return found
+    if os.environ.get("CI"):
+        pytest.fail("no Chromium: .ci/run installs Debian's chromium package")
+    pytest.skip("no headless Chromium here (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_ui(cwd: Path, command: str, port: int) -> subprocess.Popen:
+    """The printed `mlflow ui` command, on ``port``, once it answers."""
+    program, *args = shlex.split(command)
+    ui = subprocess.Popen(
+        [program if os.sep in program else shutil.which(program) or program, *args]
+        + ["--host", "127.0.0.1", "--port", str(port)],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+            return ui
+        except OSError:
+            assert ui.poll() is None, ui.communicate()[1]
+            assert time.monotonic() < deadline, "mlflow ui did not answer"
+            time.sleep(0.5)
+
+
+def rendered_rows(dom: str) -> list[str]:
+    """Run names by the grid's row index (its containers each hold a part of every row)."""
+    rows: dict[int, str] = {}
+    for chunk in dom.split('row-index="')[1:]:
+        index, _, cells = chunk.partition('"')
+        if name := re.search(r">(trial-\d+)<", cells):
+            rows.setdefault(int(index), name.group(1))
+    return [rows[i] for i in sorted(rows)]
+
+
+def test_the_printed_url_opens_the_trials_best_first(finished_study: Path) -> None:
+    chromium = browser()
+    command, url = (finished_study / "run.out").read_text().splitlines()[-2:]
+    port = free_port()
+    ui = serve_ui(finished_study, command.removeprefix("browse every trial: "), port)
+    try:
+        page = url.removeprefix("  then open ").replace(":5000/", f":{port}/")
+        dom = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1600,900"]
+            + ["--virtual-time-budget=30000", "--dump-dom", page],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        ).stdout
+    finally:
+        ui.terminate()
+        ui.wait(timeout=60)
+    header = r'role="columnheader"[^>]*col-id="metrics\.`best_val_dsc`"'  # the objective's
+    assert re.search(header, dom), "no best_val_dsc column"
+    trials = sorted(load(finished_study, "tiny").get_trials(), key=lambda t: -t.value)
+    assert rendered_rows(dom) == [f"trial-{t.number}" for t in trials]  # flat: no parent row
 
 
 def test_predict_writes_full_size_binary_masks(finished_study: Path, tmp_path: Path) -> None:

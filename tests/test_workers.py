@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -175,3 +177,35 @@ def test_asking_for_a_gpu_tensorflow_cannot_see_is_an_error(tmp_path: Path) -> N
     assert "GPU 0" in errors[0] and "TensorFlow sees no GPU" in errors[0]
     # no trial was asked: only the queued default configuration waits
     assert [t.state for t in load(tmp_path, "gpu").get_trials()] == [TrialState.WAITING]
+
+
+RECYCLING_RUN = """
+from pathlib import Path
+
+from segsweep.config import load_config
+from segsweep.study.runner import run_study
+from segsweep.store.storage import storage_url
+from segsweep.study.workers import WorkerSpec
+
+if __name__ == "__main__":  # the workers are spawned: they import this file again
+    cfg = load_config(Path("studies/recycle.toml"))
+    specs = [WorkerSpec(0), WorkerSpec(1)]
+    run_study(cfg, storage=storage_url(cfg), n_trials=12, specs=specs, recycle_after=1)
+"""
+
+
+def test_no_trial_is_lost_when_workers_retire_after_every_trial(tmp_path: Path) -> None:
+    # Each worker retires after one trial: every hand-out races a retirement, the worst case of
+    # the default 10. The Python API is the only way to set it, so this runs it as a script.
+    make_study(tmp_path, "recycle", "--set", "train.epochs=1", n=12)
+    (tmp_path / "run_recycling.py").write_text(RECYCLING_RUN)
+    proc = subprocess.run(
+        [sys.executable, "run_recycling.py"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    trials = assert_books_balance(tmp_path, "recycle")
+    assert Counter(t.state for t in trials) == {TrialState.COMPLETE: 12}, [
+        (t.number, t.state.name, t.user_attrs.get("reason")) for t in trials
+    ]
+    logs = sorted((tmp_path / "studies" / "logs").glob("recycle-*.log"))
+    assert logs and not [log.name for log in logs if "Traceback" in log.read_text()]

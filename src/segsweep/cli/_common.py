@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from segsweep.backend import quiet_tensorflow_start
 from segsweep.errors import SegsweepError
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+quiet_tensorflow_start()  # the notices TF_CPP_MIN_LOG_LEVEL cannot stop
 
 
 class UserError(click.ClickException):

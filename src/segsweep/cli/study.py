@@ -248,16 +248,20 @@ def _mlflow_executable() -> str:
         return shlex.quote(str(beside))
 
 
-def _browse_lines(tracking_uri: str, experiment_id: str) -> list[str]:
-    """How to open the study's runs in MLflow's UI, in its model-training view."""
-    view = f"/#/experiments/{experiment_id}?workflowType=machine_learning"
+def _browse_lines(
+    tracking_uri: str, experiment_id: str, key: str = "", what: str = "every trial"
+) -> list[str]:
+    """How to open saved view ``key`` of the study's runs in MLflow's UI."""
+    from segsweep.store.tracking import TRIALS_VIEW, view_path
+
+    view = view_path(experiment_id, key or TRIALS_VIEW)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     if uri.startswith(("http://", "https://")):  # a tracking server already serves the UI
-        return [f"browse every trial: {uri.rstrip('/')}{view}"]
+        return [f"browse {what}: {uri.rstrip('/')}{view}"]
     command = f"{_mlflow_executable()} ui"
     if uri:  # `mlflow ui` reads mlflow.db in the working directory unless told otherwise
         command += f" --backend-store-uri {shlex.quote(uri)}"
-    return [f"browse every trial: {command}", f"  then open http://127.0.0.1:5000{view}"]
+    return [f"browse {what}: {command}", f"  then open http://127.0.0.1:5000{view}"]
 
 
 @command.command("finalize")
@@ -328,7 +332,14 @@ def study_finalize(
             "interrupted: run `segsweep study finalize` again to train the missing folds", err=True
         )
         sys.exit(130)
-    click.echo(json.dumps(doc, indent=2) if as_json else render(doc))
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(render(doc))
+    from segsweep.store.tracking import FOLDS_VIEW
+
+    for line in _browse_lines(cfg.tracking.uri, doc["experiment_id"], FOLDS_VIEW, "every fold"):
+        click.echo(line)
 
 
 @command.command("status")

@@ -14,7 +14,7 @@ import optuna
 
 from segsweep.config import SpaceSettings
 
-__all__ = ["suggest", "fixed_params", "is_fixed", "default_params", "DEFAULT_CONFIG"]
+__all__ = ["suggest", "fixed_params", "is_fixed", "default_params", "searched", "DEFAULT_CONFIG"]
 
 # The configuration a careful user trains first (``search.default_first``), as Auto-nnU-Net
 # samples nnU-Net's defaults first: whatever the search finds is then compared with it.
@@ -45,10 +45,20 @@ def _kind(name: str) -> str:
     return next(f.metadata["kind"] for f in fields(SpaceSettings) if f.name == name)
 
 
+def _fixed(name: str, values: tuple) -> bool:
+    kind = _kind(name)
+    return kind == "choice" and len(set(values)) == 1 or kind != "choice" and is_fixed(values)
+
+
+def searched(space: SpaceSettings) -> list[str]:
+    """The parameters Optuna chooses (a one-value setting fixes the others), in field order."""
+    return [f.name for f in fields(SpaceSettings) if not _fixed(f.name, getattr(space, f.name))]
+
+
 def _one(trial: optuna.Trial, space: SpaceSettings, name: str) -> Any:
     values = getattr(space, name)
     kind = _kind(name)
-    if kind == "choice" and len(set(values)) == 1 or kind != "choice" and is_fixed(values):
+    if _fixed(name, values):
         return values[0]
     if kind == "choice":
         return trial.suggest_categorical(name, list(values))

@@ -33,7 +33,7 @@ from mlflow import MlflowClient
 
 from segsweep import backend
 from segsweep.config import Config
-from segsweep.config.space import suggest
+from segsweep.config.space import searched, suggest
 from segsweep.data.io import load_dataset
 from segsweep.data.split import case_ids
 from segsweep.errors import StudyError
@@ -69,7 +69,7 @@ from segsweep.store.storage import (
     study_assignment,
     study_objective,
 )
-from segsweep.store.tracking import Tracker, package_versions
+from segsweep.store.tracking import FOLDS_VIEW, Tracker, package_versions
 from segsweep.study.workers import RunPlan, WorkerSpec
 
 __all__ = ["finalize", "render"]
@@ -121,6 +121,15 @@ def finalize(
     waiting = queue_folds(comp, candidates, folds)
     tracker = Tracker(cfg.tracking.uri)
     experiment_id = tracker.experiment(cfg.study.name)
+    tracker.save_view(
+        experiment_id,
+        FOLDS_VIEW,
+        name=f"{cfg.study.name}: cross-validation folds by {objective}",
+        study_name=comp.study_name,
+        objective=objective,
+        params=searched(cfg.space),
+        tags=("config", "fold"),
+    )
     parent = tracker.start_run(
         experiment_id,
         name=f"finalize-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -166,7 +175,7 @@ def finalize(
         _end(tracker, comp, parent, "FAILED")
         raise
     _end(tracker, comp, parent, "FINISHED")
-    return doc
+    return {**doc, "experiment_id": experiment_id}
 
 
 def _full_params(trial: Any, cfg: Config) -> dict:

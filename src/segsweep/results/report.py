@@ -146,6 +146,8 @@ def write_plots(study: optuna.Study, out_dir: Path) -> tuple[list[Path], dict[st
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # a parameter searched over one value has one y: nothing for the user to act on
+                warnings.filterwarnings("ignore", "Attempting to set identical low and high ylims")
                 axes = plot(study)
         except _Skip as why:
             skipped[name] = str(why)

@@ -10,11 +10,12 @@ from typing import Any
 
 from segsweep import backend
 from segsweep.config import Config, config_to_dict, dump_toml
+from segsweep.config.space import searched
 from segsweep.errors import ConfigError
 from segsweep.store.recovery import register_parent_run, release_parent_run
 from segsweep.store.storage import check_data_unchanged, load_study, record_objective, summary
-from segsweep.store.tracking import Tracker, package_versions
-from segsweep.study.workers import Coordinator, RunPlan, WorkerSpec
+from segsweep.store.tracking import TRIALS_VIEW, Tracker, package_versions
+from segsweep.study.workers import RECYCLE_AFTER, Coordinator, RunPlan, WorkerSpec
 
 __all__ = ["coordinate", "run_study", "worker_specs"]
 
@@ -70,9 +71,10 @@ def run_study(
     specs: list[WorkerSpec],
     timeout: float | None = None,
     progress: Callable[[str], None] = print,
+    recycle_after: int = RECYCLE_AFTER,
 ) -> dict[str, Any]:
     """Run ``n_trials`` more trials across ``specs``; returns the study summary and the MLflow
-    ``experiment_id``."""
+    ``experiment_id``. A worker retires after ``recycle_after`` trials (its backend's memory)."""
     if n_trials < 1:
         raise ConfigError(f"--trials must be at least 1. Got {n_trials} instead.")
     backend.resolve(cfg.train.backend)  # fail before any process starts
@@ -81,6 +83,14 @@ def run_study(
     check_data_unchanged(study, cfg)
     tracker = Tracker(cfg.tracking.uri)
     experiment_id = tracker.experiment(cfg.study.name)
+    tracker.save_view(  # what the printed URL opens: every trial of every `study run`, best first
+        experiment_id,
+        TRIALS_VIEW,
+        name=f"{cfg.study.name}: trials by {cfg.search.objective}",
+        study_name=cfg.study.name,
+        objective=cfg.search.objective,
+        params=searched(cfg.space),
+    )
     parent = tracker.start_run(
         experiment_id,
         name=f"study-run-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -106,6 +116,7 @@ def run_study(
         experiment_id=experiment_id,
         parent_id=parent,
         cpu_workers=sum(spec.gpu is None for spec in specs),
+        recycle_after=recycle_after,
     )
     try:
         coordinate(plan, specs, n_trials, timeout=timeout, progress=progress)

@@ -3,6 +3,9 @@
 It sends each trial's id to an idle worker, so the budget is exact: ``--trials N`` asks exactly N
 trials, whatever the number of workers. A worker that dies mid-trial has its trial failed with the
 reason, its MLflow run marked FAILED, its parameters queued again once, and a replacement started.
+A worker says "ready" before each trial it will run, and "retire" instead after its last, so a
+trial is only handed to a worker that runs it; one whose worker still left cleanly before starting
+it goes to the next worker, neither failed nor counted twice.
 
 This module must not import TensorFlow: the coordinator holds no GPU.
 """
@@ -32,7 +35,7 @@ class _Worker:
     spec: WorkerSpec
     process: Any
     conn: Connection
-    ready: bool = False
+    ready: bool = False  # it waits for a trial and has promised to run it
     trial: tuple[int, int] | None = None  # (trial_id, number) running now
     run_id: str | None = None
 
@@ -50,6 +53,7 @@ class Coordinator:
     finished: int = 0
     best: tuple[float, int] | None = None
     workers: dict[int, _Worker] = field(default_factory=dict)
+    requeued: list[tuple[int, int]] = field(default_factory=list)  # asked, no worker started it
 
     def run(self) -> None:
         from segsweep.store.storage import load_study
@@ -108,7 +112,8 @@ class Coordinator:
             worker = conns.get(ready) or sentinels[ready]
             if ready in conns:
                 self._receive(worker)
-            if not worker.process.is_alive() and worker.spec.index in self.workers:
+            # `is`: a replacement started earlier in this loop holds the dead worker's index
+            if not worker.process.is_alive() and self.workers.get(worker.spec.index) is worker:
                 self._drain(worker)
                 self._lost(worker)
 
@@ -133,7 +138,8 @@ class Coordinator:
         elif kind == "started":
             worker.run_id = message[2]
         elif kind == "done":
-            self._finished(worker, message[1], message[2], message[3], message[4])
+            worker.trial, worker.run_id = None, None
+            self._finished(message[1], message[2], message[3], message[4])
         elif kind == "crashed":
             self._fail_running(worker, message[1])
         elif kind == "retire":
@@ -144,22 +150,33 @@ class Coordinator:
 
     def _hand_out(self) -> None:
         for worker in self.workers.values():
-            if worker.ready and worker.trial is None and self._may_ask():
-                trial = self.study.ask()
-                for key, value in {
-                    "worker": worker.spec.name,
-                    "host": HOST,
-                    "coordinator_pid": os.getpid(),
-                }.items():
-                    trial.set_user_attr(key, value)
-                worker.trial = (trial._trial_id, trial.number)
-                worker.conn.send(("run", trial._trial_id, trial.number))
-                self.asked += 1
+            if not worker.ready or worker.trial is not None:
+                continue
+            worker.trial = self._next_trial(worker.spec.name)
+            if worker.trial is None:
+                return
+            worker.ready = False  # until it says "ready" again, after this trial
+            try:
+                worker.conn.send(("run", *worker.trial))
+            except OSError:
+                pass  # it just died: its sentinel reports it, and _lost ends or requeues the trial
 
-    def _finished(
-        self, worker: _Worker, number: int, state: str, value: float | None, reason: str
-    ) -> None:
-        worker.trial, worker.run_id = None, None
+    def _next_trial(self, worker_name: str) -> tuple[int, int] | None:
+        """A trial no worker started yet, else a newly asked one while the budget allows."""
+        if self.requeued:
+            trial_id, number = self.requeued.pop(0)
+            self.study._storage.set_trial_user_attr(trial_id, "worker", worker_name)
+            return trial_id, number
+        if not self._may_ask():
+            return None
+        trial = self.study.ask()
+        attrs = {"worker": worker_name, "host": HOST, "coordinator_pid": os.getpid()}
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        self.asked += 1
+        return trial._trial_id, trial.number
+
+    def _finished(self, number: int, state: str, value: float | None, reason: str) -> None:
         self.finished += 1
         if value is not None and (self.best is None or value > self.best[0]):
             self.best = (value, number)
@@ -175,12 +192,12 @@ class Coordinator:
             f"trial {number} {state} {shown} | best {objective} {best} | running: {running}"
         )
 
-    def _ensure_run(self, worker: _Worker) -> None:
+    def _ensure_run(self, trial: tuple[int, int], worker_name: str) -> None:
         """A trial that died before its worker opened its MLflow run still gets one (FAILED),
         so every trial has exactly one child run."""
         from segsweep.store.tracking import Tracker
 
-        trial_id, number = worker.trial
+        trial_id, number = trial
         if self.study.get_trials(deepcopy=False)[number].user_attrs.get("mlflow_run_id"):
             return
         tracker = Tracker(self.plan.tracking_uri)
@@ -188,7 +205,7 @@ class Coordinator:
             self.plan.experiment_id,
             name=f"trial-{number}",
             parent_id=self.plan.parent_id,
-            tags={"trial": number, "worker": worker.spec.name},
+            tags={"trial": number, "worker": worker_name},
         )
         storage = self.study._storage  # Study has no public setter for a trial it did not ask
         storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id)
@@ -198,33 +215,41 @@ class Coordinator:
         self, worker: _Worker, reason: str, *, status: str = "FAILED", retry: bool = False
     ) -> None:
         """End the worker's trial as FAIL with ``reason``, in Optuna and in MLflow."""
-        if worker.trial is None:
-            return
+        if worker.trial is not None:
+            trial, worker.trial, worker.run_id = worker.trial, None, None
+            self._fail(trial, worker.spec.name, reason, status=status, retry=retry)
+
+    def _fail(
+        self, trial: tuple[int, int], worker_name: str, reason: str, *, status: str, retry: bool
+    ) -> None:
         from segsweep.store.recovery import fail_trial
 
-        self._ensure_run(worker)
-        number = worker.trial[1]
-        fail_trial(self.study, number, reason, status=status, retry=retry)
-        self._finished(worker, number, "FAIL", None, reason)
+        self._ensure_run(trial, worker_name)
+        fail_trial(self.study, trial[1], reason, status=status, retry=retry)
+        self._finished(trial[1], "FAIL", None, reason)
 
     def _lost(self, worker: _Worker) -> None:
         code = worker.process.exitcode
+        if code == 0 and worker.trial is not None and worker.run_id is None:
+            self.requeued.append(worker.trial)  # it left cleanly before starting the trial
+            worker.trial = None
         reason = f"worker died (signal {-code})" if code and code < 0 else f"worker exited ({code})"
         self._fail_running(worker, reason, retry=True)
         del self.workers[worker.spec.index]
-        if self.finished < self.asked or self._may_ask():
+        if self.requeued or self._may_ask():  # only for a trial to run, never to idle at the end
             self._start(worker.spec)
 
     def _abort(self, reason: str) -> None:
         """Kill the workers now and end their trials as FAIL with ``reason``; nothing RUNNING."""
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C kills at once
+        status = "KILLED" if reason == "interrupted" else "FAILED"
         for worker in list(self.workers.values()):
             worker.process.kill()
             worker.process.join(timeout=10)
-            self._fail_running(
-                worker, reason, status="KILLED" if reason == "interrupted" else "FAILED"
-            )
+            self._fail_running(worker, reason, status=status)
         self.workers.clear()
+        while self.requeued:  # asked, and no worker had started them yet
+            self._fail(self.requeued.pop(), "-", reason, status=status, retry=False)
 
     def _shutdown(self) -> None:
         for worker in self.workers.values():

@@ -84,7 +84,10 @@ def worker_main(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     _redirect_output(spec, plan)
-    _serve(spec, plan, conn)
+    try:
+        _serve(spec, plan, conn)
+    except (BrokenPipeError, EOFError):
+        pass  # the coordinator ended (the run is over): nothing is left to tell or to run
     exit_now()  # an exception skips this and exits the usual way, its traceback in the log
 
 
@@ -120,8 +123,10 @@ def _serve(spec: WorkerSpec, plan: RunPlan, conn: Connection) -> None:
     except Exception as err:  # noqa: BLE001 - anything here would fail every trial
         conn.send(("fatal", str(err) or type(err).__name__))
         return
-    conn.send(("ready",))
     for _ in range(plan.recycle_after):
+        # "ready" is this worker's promise to run the next trial it is sent: after its last one
+        # it says "retire" instead, so the coordinator never hands a trial to a leaving worker.
+        conn.send(("ready",))
         message = conn.recv()
         if message[0] == "stop":
             return
