@@ -34,7 +34,7 @@ from mlflow import MlflowClient
 from segsweep import backend
 from segsweep.config import Config
 from segsweep.config.space import searched, suggest
-from segsweep.data.io import load_dataset
+from segsweep.data.io import load_study_dataset
 from segsweep.data.split import case_ids
 from segsweep.errors import StudyError
 from segsweep.finalize._cv import (
@@ -236,15 +236,7 @@ class _Pool:
 
 
 def _pool(cfg: Config, stems: list[str], fold_map: dict[str, int]) -> _Pool:
-    ds = load_dataset(
-        Path(cfg.data.dir),
-        image_size=cfg.data.image_size,
-        intensity=cfg.data.intensity,
-        mask_threshold=cfg.data.mask_threshold,
-        channels=cfg.data.channels,
-        resize=cfg.data.resize,
-        only=set(stems),
-    )
+    ds = load_study_dataset(cfg, only=set(stems))
     index = {s: i for i, s in enumerate(ds.stems)}
     return _Pool(
         stems=stems,

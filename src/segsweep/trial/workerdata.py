@@ -10,13 +10,12 @@ images, without loading anything again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from segsweep.config import Config
 from segsweep.data.assign import Assignment
-from segsweep.data.io import Dataset, load_dataset
+from segsweep.data.io import Dataset, load_study_dataset
 from segsweep.data.split import case_ids, split_indices
 from segsweep.evaluation.overlay import pick_cases
 from segsweep.trial.train import Split
@@ -38,15 +37,7 @@ class WorkerData:
 def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> WorkerData:
     """The study's train and validation arrays (by ``assignment`` when the study has one)."""
     wanted = None if assignment is None else {*assignment.train, *assignment.val}
-    ds = load_dataset(
-        Path(cfg.data.dir),
-        image_size=cfg.data.image_size,
-        intensity=cfg.data.intensity,
-        mask_threshold=cfg.data.mask_threshold,
-        channels=cfg.data.channels,
-        resize=cfg.data.resize,
-        only=wanted,
-    )
+    ds = load_study_dataset(cfg, only=wanted)
     if assignment is None:
         has_lesion = ds.masks.reshape(len(ds.masks), -1).max(axis=1) > 0
         train, val = split_indices(

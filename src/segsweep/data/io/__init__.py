@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,6 +48,9 @@ from segsweep.data.io._read import (
 )
 from segsweep.errors import DataError
 
+if TYPE_CHECKING:  # settings are read, not built, here: no import at run time
+    from segsweep.config import Config
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "MASK_SUFFIXES",
@@ -58,6 +62,7 @@ __all__ = [
     "describe_pair",
     "find_pairs",
     "load_dataset",
+    "load_study_dataset",
     "manifest_hash",
     "mask_kind",
     "prepare_image",
@@ -153,4 +158,18 @@ def load_dataset(
         intensity=intensity,
         channels=channels,
         resize=resize,
+    )
+
+
+def load_study_dataset(cfg: Config, *, only: set[str] | None = None) -> Dataset:
+    """The study's images of ``cfg.data.dir`` (those named in ``only``), prepared as its
+    settings say: the one place search workers and finalize load them from."""
+    return load_dataset(
+        Path(cfg.data.dir),
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        mask_threshold=cfg.data.mask_threshold,
+        channels=cfg.data.channels,
+        resize=cfg.data.resize,
+        only=only,
     )
