@@ -25,6 +25,7 @@ from segsweep.config._sections import (
     DataSettings,
     FinalizeSettings,
     MetricsSettings,
+    PlanSettings,
     SearchSettings,
     SpaceSettings,
     StudySettings,
@@ -43,6 +44,7 @@ __all__ = [
     "DataSettings",
     "FinalizeSettings",
     "MetricsSettings",
+    "PlanSettings",
     "SearchSettings",
     "SpaceSettings",
     "StudySettings",
@@ -70,6 +72,7 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     finalize: FinalizeSettings = field(default_factory=FinalizeSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    plan: PlanSettings = field(default_factory=PlanSettings)
     space: SpaceSettings = field(default_factory=SpaceSettings)
 
     def replace(self, **flat: Any) -> Config:
@@ -174,21 +177,33 @@ def _toml_value(v: Any) -> str:
     return repr(v)
 
 
-def dump_toml(cfg: Config, *, header: Iterable[str] = ()) -> str:
-    """Every setting with its value and a comment saying what it means."""
+def dump_toml(
+    cfg: Config, *, header: Iterable[str] = (), notes: Mapping[str, str] | None = None
+) -> str:
+    """Every setting with its value and a comment saying what it means; ``notes`` adds a second
+    comment line to a dotted key (why the planner chose its value, or that the user set it)."""
+    notes = notes or {}
     lines = [f"# {h}" for h in header]
     for section, cls in SECTIONS.items():
         lines += ["", f"[{section}]"]
         values = getattr(cfg, section)
         for f in fields(cls):
             lines.append(f"# {f.metadata['help']}")
+            if note := notes.get(f"{section}.{f.name}"):
+                lines.append(f"# {note}")
             lines.append(f"{f.name} = {_toml_value(getattr(values, f.name))}")
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def save_config(cfg: Config, path: Path, *, header: Iterable[str] = ()) -> None:
+def save_config(
+    cfg: Config,
+    path: Path,
+    *,
+    header: Iterable[str] = (),
+    notes: Mapping[str, str] | None = None,
+) -> None:
     """Write atomically, so an interrupted write never leaves half a settings file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(dump_toml(cfg, header=header))
+    tmp.write_text(dump_toml(cfg, header=header, notes=notes))
     tmp.replace(path)

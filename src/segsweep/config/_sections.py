@@ -81,6 +81,12 @@ class DataSettings:
 class TrainSettings:
     epochs: int = setting(20, "epochs per trial (the pruner's maximum resource)", int_in(1, 10000))
     batch_size: int = setting(8, "images per training step", int_in(1, 4096))
+    steps_per_epoch: int = setting(
+        0,
+        "training steps per epoch; 0 = one pass over the training images. nnU-Net's 250 steps "
+        "give a small set enough updates per epoch; `segsweep plan` picks it from the budget",
+        int_in(0, 10**6),
+    )
     threshold: float = setting(
         0.5,
         "probability above which a pixel counts as lesion in the hard metrics",
@@ -205,6 +211,28 @@ class TrackingSettings:
 
 
 @dataclass(frozen=True)
+class PlanSettings:
+    trial_minutes: float = setting(
+        30.0,
+        "`segsweep plan`: the wall time one trial may take; resolution, filters and steps per "
+        "epoch are planned to fit it",
+        float_in(0, 10**6, open_lo=True),
+    )
+    memory_mb: int = setting(
+        0,
+        "`segsweep plan`: memory one training batch may fill, MB; 0 = from the device (80 % of "
+        "the GPU's memory; on the CPU a quarter of the RAM)",
+        int_in(0, 10**8),
+    )
+    gflops: float = setting(
+        0.0,
+        "`segsweep plan`: the device's training speed in GFLOP/s; 0 = the batch ladder's "
+        "measurement on a GPU, else 40 on the CPU (benchmarks/RESULTS.md section 2)",
+        float_in(0, 10**9),
+    )
+
+
+@dataclass(frozen=True)
 class SpaceSettings:
     base_filters: tuple = setting(
         (16, 32), "filters of the first level (choices)", choices(int_in(1, 1024)), kind="choice"
@@ -271,5 +299,6 @@ SECTIONS: dict[str, type] = {
     "metrics": MetricsSettings,
     "finalize": FinalizeSettings,
     "tracking": TrackingSettings,
+    "plan": PlanSettings,
     "space": SpaceSettings,
 }

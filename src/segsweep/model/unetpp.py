@@ -13,53 +13,28 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from segsweep.errors import ConfigError
+from segsweep.model.shapes import (
+    MAX_DEPTH,
+    check_shape_args,
+    count_flops,
+    is_number,
+    parameter_error,
+)
 
 __all__ = ["build_unetpp", "inference_model", "float32_model", "count_flops", "MAX_DEPTH"]
-
-MAX_DEPTH = 6
-
-
-def _fail(name: str, owner: str, expected: str, value) -> ConfigError:
-    return ConfigError(
-        f"The '{name}' parameter of {owner} must be {expected}. Got {value!r} instead."
-    )
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _check_shape_args(owner: str, *, depth, base_filters, in_channels, image_size) -> None:
-    if not (_is_int(depth) and 1 <= depth <= MAX_DEPTH):
-        raise _fail("depth", owner, f"an int in [1, {MAX_DEPTH}]", depth)
-    if not (_is_int(base_filters) and base_filters >= 1):
-        raise _fail("base_filters", owner, "an int >= 1", base_filters)
-    if not (_is_int(in_channels) and in_channels >= 1):
-        raise _fail("in_channels", owner, "an int >= 1", in_channels)
-    if image_size is not None and not (
-        _is_int(image_size) and image_size >= 1 and image_size % 2**depth == 0
-    ):
-        raise _fail(
-            "image_size", owner, f"None or a positive multiple of 2**depth = {2**depth}", image_size
-        )
 
 
 def _check_block_args(*, dropout, batch_norm, l2, deep_supervision, bn_momentum) -> None:
     owner = "build_unetpp"
-    if not (_is_number(dropout) and 0.0 <= dropout < 1.0):
-        raise _fail("dropout", owner, "a float in [0, 1)", dropout)
-    if not (_is_number(l2) and l2 >= 0.0):
-        raise _fail("l2", owner, "a float >= 0", l2)
-    if not (_is_number(bn_momentum) and 0.0 < bn_momentum < 1.0):
-        raise _fail("bn_momentum", owner, "a float in (0, 1)", bn_momentum)
+    if not (is_number(dropout) and 0.0 <= dropout < 1.0):
+        raise parameter_error("dropout", owner, "a float in [0, 1)", dropout)
+    if not (is_number(l2) and l2 >= 0.0):
+        raise parameter_error("l2", owner, "a float >= 0", l2)
+    if not (is_number(bn_momentum) and 0.0 < bn_momentum < 1.0):
+        raise parameter_error("bn_momentum", owner, "a float in (0, 1)", bn_momentum)
     for name, value in (("batch_norm", batch_norm), ("deep_supervision", deep_supervision)):
         if not isinstance(value, bool):
-            raise _fail(name, owner, "a bool", value)
+            raise parameter_error(name, owner, "a bool", value)
 
 
 def _regulariser(l2: float):
@@ -147,7 +122,7 @@ def build_unetpp(
     ``bn_momentum`` defaults to 0.9 rather than Keras' 0.99: with few steps per epoch the moving
     statistics used at inference otherwise lag far behind training.
     """
-    _check_shape_args(
+    check_shape_args(
         "build_unetpp",
         depth=depth,
         base_filters=base_filters,
@@ -212,55 +187,3 @@ def float32_model(model: keras.Model) -> keras.Model:
         keras.config.set_dtype_policy(before)
     copy.set_weights(model.get_weights())
     return copy
-
-
-def _conv_flops(*, kernel: int, c_in: int, c_out: int, size: int) -> int:
-    """Multiply-adds of a 'same' convolution, counted as 2 FLOPs, on a size×size output."""
-    return 2 * kernel * kernel * c_in * c_out * size * size
-
-
-def count_flops(
-    *,
-    depth: int,
-    base_filters: int,
-    image_size: int,
-    in_channels: int,
-    deep_supervision: bool = False,
-) -> float:
-    """Forward FLOPs per image of :func:`build_unetpp`, from the layer shapes.
-
-    Counts ``2·k·k·c_in·c_out`` per output pixel of every convolution, the 2×2 transposed
-    convolutions (``2·2·2·c_in·c_out`` per *input* pixel) and the 1×1 heads (``depth`` of them
-    with ``deep_supervision``, else one). Biases, BatchNorm, ReLU, pooling and dropout are left
-    out: together they add under 0.1 % (TensorFlow's profiler counts 14.907 GFLOP where this
-    gives 14.894 for filters 32..512 at 128 px).
-    """
-    if image_size is None:
-        raise _fail("image_size", "count_flops", "a positive multiple of 2**depth", image_size)
-    _check_shape_args(
-        "count_flops",
-        depth=depth,
-        base_filters=base_filters,
-        in_channels=in_channels,
-        image_size=image_size,
-    )
-    filters = [base_filters * 2**i for i in range(depth + 1)]
-    sizes = [image_size // 2**i for i in range(depth + 1)]
-    total = 0
-    for i in range(depth + 1):
-        c_in = in_channels if i == 0 else filters[i - 1]
-        total += _block_flops(c_in=c_in, c_out=filters[i], size=sizes[i])
-    for j in range(1, depth + 1):
-        for i in range(depth + 1 - j):
-            total += _conv_flops(kernel=2, c_in=filters[i + 1], c_out=filters[i], size=sizes[i + 1])
-            c_in = (j + 1) * filters[i]  # j skips plus the upsampled node, each filters[i] wide
-            total += _block_flops(c_in=c_in, c_out=filters[i], size=sizes[i])
-    heads = depth if deep_supervision else 1
-    total += heads * _conv_flops(kernel=1, c_in=filters[0], c_out=1, size=sizes[0])
-    return float(total)
-
-
-def _block_flops(*, c_in: int, c_out: int, size: int) -> int:
-    return _conv_flops(kernel=3, c_in=c_in, c_out=c_out, size=size) + _conv_flops(
-        kernel=3, c_in=c_out, c_out=c_out, size=size
-    )

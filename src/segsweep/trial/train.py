@@ -174,6 +174,12 @@ def predict_padded(net: keras.Model, x: np.ndarray, *, batch_size: int) -> np.nd
     return net.predict(padded, batch_size=batch_size, verbose=0)[: len(x)]
 
 
+def _passes(data: Any) -> Any:  # a PyDataset without end, shuffled again after each pass
+    while True:
+        yield from (data[i] for i in range(len(data)))
+        data.on_epoch_end()
+
+
 class KeepBest(keras.callbacks.Callback):
     """Holds the weights of the epoch with the highest objective (``val_dsc`` by default).
 
@@ -242,7 +248,7 @@ def fit(
         per_image=params["dice_reduction"] == "image",
     )
     model = LossSplitModel(net, loss)
-    steps = math.ceil(len(split.train_x) / cfg.train.batch_size)
+    steps = cfg.train.steps_per_epoch or math.ceil(len(split.train_x) / cfg.train.batch_size)
     model.compile(
         optimizer=make_optimizer(params, total_steps=steps * cfg.train.epochs),
         jit_compile=accel["jit_compile"],
@@ -254,6 +260,8 @@ def fit(
         augment=cfg.augment,
         seed=seed,
     )
+    if cfg.train.steps_per_epoch:  # Keras then keeps one iterator across epochs
+        data = _passes(data) if isinstance(data, keras.utils.PyDataset) else data.repeat()
     val = ValidationMetrics(
         infer,
         split.val_x,
@@ -269,6 +277,7 @@ def fit(
     model.fit(
         data,
         epochs=cfg.train.epochs,
+        steps_per_epoch=cfg.train.steps_per_epoch or None,
         verbose=0,
         shuffle=False,  # shuffled by the input pipeline
         callbacks=[val, best, history, *callbacks],
