@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("segsweep.data",),  # files -> checked, prepared arrays; splits; input pipelines
     ("segsweep.doctor",),  # the data and settings examined before anything trains
     ("segsweep.model",),  # UNet++ and its losses
+    ("segsweep.plan",),  # the data's fingerprint -> settings with their reasons
     ("segsweep.evaluation",),  # metrics, set-level scores, diagnoses, overlays
     ("segsweep.store",),  # the Optuna storage, MLflow tracking, crash recovery
     ("segsweep.trial",),  # one trial inside a worker: fit, callbacks, objective, fold trial

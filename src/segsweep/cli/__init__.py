@@ -26,9 +26,9 @@ def main() -> None:
 
 def _register() -> None:
     # Importing `report` adds its command to the `study` group.
-    from segsweep.cli import data, doctor, explain, predict, report, study  # noqa: F401
+    from segsweep.cli import data, doctor, explain, plan, predict, report, study  # noqa: F401
 
-    for module in (data, doctor, explain, predict, study):
+    for module in (data, doctor, explain, plan, predict, study):
         main.add_command(module.command)
 
 

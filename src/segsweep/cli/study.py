@@ -50,6 +50,12 @@ def command() -> None:
 )
 @click.option("--exist-ok", is_flag=True, help="keep an existing study; update its settings")
 @click.option(
+    "--no-plan",
+    "no_plan",
+    is_flag=True,
+    help="a new study without --config takes today's defaults instead of `segsweep plan`'s",
+)
+@click.option(
     "--allow-overlap",
     is_flag=True,
     help="accept a data.test_dir sharing cases or images with the training data (recorded)",
@@ -62,6 +68,7 @@ def study_create(
     config_file: Path | None,
     exist_ok: bool,
     allow_overlap: bool,
+    no_plan: bool,
 ) -> None:
     """Write studies/NAME.toml with every setting and create the Optuna study."""
     from segsweep.config import (
@@ -92,6 +99,11 @@ def study_create(
         base = load_config(path) if path.exists() else Config()
     cfg = config_from_dict(apply_overrides(config_to_dict(base), overrides))
     _ensure_data(cfg, default_used=cfg.data.dir == Config().data.dir)
+    notes = None
+    if not (no_plan or config_file or path.exists()):  # a new study: planned from its data
+        from segsweep.cli.plan import planned
+
+        cfg, notes = planned(cfg, given=dict(parse_assignment(a) for a in assignments))
     url = storage_url(cfg)
     study = create_study(cfg, url, exist_ok=exist_ok, assignment=_assign(cfg, allow_overlap))
     split_line = _write_split(study, cfg.study.name)
@@ -107,6 +119,7 @@ def study_create(
             f"segsweep {__version__} study '{name}'",
             "command line beats this file; edit, then `study run`",
         ],
+        notes=notes,
     )
     click.echo(f"study '{name}': settings in {path}, Optuna storage {url}")
     click.echo(split_line)

@@ -1,0 +1,50 @@
+"""One planned value with its reason, and the numbers the rules hold to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Decision", "Thresholds"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A setting's value and why: ``source`` is "plan", or "yours" when ``--set`` gave it."""
+
+    value: Any
+    reason: str
+    source: str = "plan"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The rules' numbers, each stated once (and in the reasons the rules print)."""
+
+    # resolution: the 5th-percentile lesion's smallest extent stays at least this wide
+    min_extent_px: float = 4.0
+    lesion_percentile: float = 5.0
+    size_step: int = 16  # sizes are multiples of 2**4, so depth 4 always fits
+    min_size: int = 16
+    reference_filters: int = 16  # the network a size is costed with: filters 16, batch 2
+    # depth: nnU-Net stops pooling at a 4 px feature map
+    min_bottleneck_px: int = 4
+    max_depth: int = 5
+    # filters: nnU-Net 2D caps the deepest level at 512 filters; UNet++ doubles per level
+    max_top_filters: int = 512
+    filter_choices: tuple[int, ...] = (4, 8, 16, 32)  # nnU-Net starts at 32
+    # batch: at least 2 (batch norm), one batch at most 5 % of the training set (nnU-Net)
+    min_batch: int = 2
+    batch_share: float = 0.05
+    # training length: nnU-Net's 250 steps an epoch; never under 50 (batch norm's moving
+    # statistics average over 10 steps at momentum 0.9, the seed case's trap at 0.99)
+    steps: int = 250
+    min_steps: int = 50
+    # lesion oversampling: nnU-Net centres a third of its patches on foreground
+    oversample: float = 0.33
+    # search space: doctor warns at dropout 0.5 and an L2 penalty at initialisation over 0.1;
+    # lesions under 5 % of the pixels make weighted_dice's background term free
+    max_dropout: float = 0.3
+    max_l2_penalty: float = 0.1
+    rare_lesion: float = 0.05
+    square: float = 1.1  # sides within 10 % count as square
