@@ -49,18 +49,19 @@ def intensity_rule(fp: Fingerprint) -> Decision:
             "from scan to scan: each image z-scored (nnU-Net's rule for MRI)",
         )
     top = max((c.high for c in fp.channels), default=0.0)
+    named = f"channels {listed} are neither CT nor MRI; " if names else ""
     if fp.dtype in ("uint8", "bool"):
-        return Decision("dtype", "8-bit images (photographs, microscopy): divided by 255")
+        return Decision("dtype", f"{named}8-bit images (photographs, microscopy): divided by 255")
     if fp.dtype.startswith(("uint", "int")):
         type_max = np.iinfo(fp.dtype).max
         if top < DIM_SHARE * type_max:
             return Decision(
                 "minmax",
-                f"{fp.dtype} images reaching {top:g} of {type_max} (99.5th percentile): "
+                f"{named}{fp.dtype} images reaching {top:g} of {type_max} (99.5th percentile): "
                 "dividing by the type's maximum would leave them nearly black",
             )
-        return Decision("dtype", f"{fp.dtype} images using their type's range: divided by it")
-    return Decision("minmax", f"{fp.dtype} images have no type maximum: each min-max scaled")
+        return Decision("dtype", f"{named}{fp.dtype} images use their type's range: divided by it")
+    return Decision("minmax", f"{named}{fp.dtype} images have no type maximum: min-max scaled")
 
 
 def oversample_rule(fp: Fingerprint, *, patches: bool, th: Thresholds) -> Decision:
