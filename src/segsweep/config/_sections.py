@@ -14,6 +14,7 @@ from segsweep.config._checks import (
     setting,
     value_range,
 )
+from segsweep.config._plan import PlanSettings
 
 LOSSES = ("weighted_dice", "dice_ce", "focal_tversky")
 SCHEDULES = ("constant", "poly", "cosine")
@@ -207,28 +208,6 @@ class TrackingSettings:
     )
     log_model: bool = setting(
         True, "log each completed trial's best-epoch model as an MLflow Keras model", is_bool
-    )
-
-
-@dataclass(frozen=True)
-class PlanSettings:
-    trial_minutes: float = setting(
-        30.0,
-        "`segsweep plan`: the wall time one trial may take; resolution, filters and steps per "
-        "epoch are planned to fit it",
-        float_in(0, 10**6, open_lo=True),
-    )
-    memory_mb: int = setting(
-        0,
-        "`segsweep plan`: memory one training batch may fill, MB; 0 = from the device (80 % of "
-        "the GPU's memory; on the CPU a quarter of the RAM)",
-        int_in(0, 10**8),
-    )
-    gflops: float = setting(
-        0.0,
-        "`segsweep plan`: the device's training speed in GFLOP/s; 0 = the batch ladder's "
-        "measurement on a GPU, else 40 on the CPU (benchmarks/RESULTS.md section 2)",
-        float_in(0, 10**9),
     )
 
 
