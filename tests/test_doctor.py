@@ -219,6 +219,12 @@ def test_each_risky_setting_warns(phantoms, settings, code):
     assert report.exit_code == 1
 
 
+def test_enough_steps_per_epoch_let_a_slow_batch_norm_catch_up(phantoms):
+    slow = {**SAFE, "space.batch_norm": [True], "space.bn_momentum": [0.99]}
+    assert codes(check(phantoms, **slow), "warning") == {"bn_momentum"}
+    assert not check(phantoms, **slow, **{"train.steps_per_epoch": 100}).of_level("warning")
+
+
 def test_small_lesion_warning_names_the_size_that_keeps_them(phantoms):
     report = check(phantoms, **{**SAFE, "data.image_size": 16})
     (finding,) = report.of_level("warning")

@@ -108,16 +108,20 @@ def _bn_lag(cfg: Config, samples: Sequence[Sample]) -> list[Finding]:
         return []
     momentum, batch = max(cfg.space.bn_momentum), cfg.train.batch_size
     n_train = n - _val_count(n, cfg.data.val_fraction)
-    steps, lag = math.ceil(n_train / batch), 1 / (1 - momentum)
+    steps, lag = cfg.train.steps_per_epoch or math.ceil(n_train / batch), 1 / (1 - momentum)
     if lag <= steps:
         return []
+    source = (
+        "train.steps_per_epoch"
+        if cfg.train.steps_per_epoch
+        else f"{n_train} training images, batch {batch}"
+    )
     return _warn(
         "bn_momentum",
         f"the search space allows batch norm with momentum {momentum:g}, whose moving statistics "
-        f"average over about {lag:.0f} steps while an epoch has only {steps} ({n_train} training "
-        f"images, batch {batch}): validation then runs on statistics that lag behind training "
-        f"and can predict no lesion at all; keep space.bn_momentum at or below "
-        f"{math.floor((1 - 1 / steps) * 100) / 100:g}",
+        f"average over about {lag:.0f} steps while an epoch has only {steps} ({source}): "
+        "validation then runs on statistics that lag behind training and can predict no lesion "
+        f"at all; keep space.bn_momentum at or below {math.floor((1 - 1 / steps) * 100) / 100:g}",
     )
 
 
