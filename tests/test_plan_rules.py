@@ -337,3 +337,18 @@ def test_the_plan_lands_in_the_settings_it_can_hold() -> None:
     assert cfg.train.batch_size == plan.decisions["train.batch_size"].value
     for key in left_out:  # only what this segsweep cannot hold yet
         assert key not in all_keys() or key == "data.intensity", key
+
+
+def test_the_real_try_batch_times_a_training_step(monkeypatch) -> None:
+    """The ladder's step on this process's device (the CPU here): a tiny network, batch 2."""
+    import os
+
+    from segsweep.plan.device import keras_try_batch
+
+    for name in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS"):
+        if name in os.environ:  # activate() writes them: restored after the test
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    try_batch = keras_try_batch(Config(), size=16, depth=1, filters=4, channels=1, steps=2)
+    assert 0 < try_batch(2) < 60

@@ -58,15 +58,16 @@ def keras_try_batch(
     cfg: Config, *, size: int, depth: int, filters: int, channels: int, steps: int = 3
 ) -> Callable[[int], float]:
     """``try_batch(n)``: seconds per training step of the planned network at batch ``n`` on
-    this process's GPU, with the trial's precision and compilation; raises the backend's
-    out-of-memory error when ``n`` does not fit. Activates the study's backend first."""
+    this process's device (the GPU, for the ladder), with the trial's precision and
+    compilation; raises the backend's out-of-memory error when ``n`` does not fit. Activates
+    the study's backend first."""
     activate(resolve(cfg.train.backend), gpu=True)
     import keras
 
     from segsweep.model.losses import get_loss
     from segsweep.model.unetpp import build_unetpp
 
-    open_device("0")
+    open_device(None)  # TensorFlow's memory growth; the GPU itself was found by nvidia-smi
     accel = accelerator_settings(cfg)
     keras.mixed_precision.set_global_policy(
         "mixed_float16" if accel["mixed_precision"] else "float32"
