@@ -91,9 +91,20 @@ def study_create(
     else:
         base = load_config(path) if path.exists() else Config()
     cfg = config_from_dict(apply_overrides(config_to_dict(base), overrides))
+    if config_file is None and not path.exists():
+        from segsweep.data.source import volume_defaults
+
+        cfg = volume_defaults(cfg, given=overrides)
     _ensure_data(cfg, default_used=cfg.data.dir == Config().data.dir)
     url = storage_url(cfg)
-    study = create_study(cfg, url, exist_ok=exist_ok, assignment=_assign(cfg, allow_overlap))
+    assignment = _assign(cfg, allow_overlap)
+    if cfg.data.intensity == "ct" and not cfg.data.ct_window:
+        from segsweep.data.slices import ct_window
+
+        window = ct_window(Path(cfg.data.dir), assignment.train, seed=cfg.search.seed)
+        cfg = cfg.replace(**{"data.ct_window": list(window)})  # stored with the study
+        click.echo(f"CT window from the training cases: {', '.join(f'{v:.4g}' for v in window)}")
+    study = create_study(cfg, url, exist_ok=exist_ok, assignment=assignment)
     split_line = _write_split(study, cfg.study.name)
     # The MLflow experiment (and, on a fresh database, its schema) is made here, once, so that
     # several hosts starting `study run` together never race to create it.
@@ -127,6 +138,8 @@ def _assign(cfg: Any, allow_overlap: bool) -> Any:
         group_pattern=d.group_pattern,
         mask_threshold=d.mask_threshold,
         allow_overlap=allow_overlap,
+        slice_axis=d.slice_axis,
+        lesion_labels=d.lesion_labels,
     )
 
 
@@ -173,7 +186,14 @@ def _ensure_data(cfg: Any, *, default_used: bool) -> None:
             f"{len(errors)} faults in {folder}, one per line above (as `segsweep doctor --data "
             f"{folder}` reports them); nothing was written"
         )
-    click.echo(f"data: {report.facts['pairs']} image/mask pairs in {folder}")
+    if report.facts["layout"] == "pictures":
+        click.echo(f"data: {report.facts['pairs']} image/mask pairs in {folder}")
+    else:
+        click.echo(
+            f"data: {report.facts['cases']} cases ({report.facts['layout']} layout, "
+            f"{report.facts['slices']} slices) in {folder}; intensity {cfg.data.intensity}, "
+            f"objective {cfg.search.objective}"
+        )
 
 
 @command.command("run")

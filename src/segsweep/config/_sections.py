@@ -17,7 +17,30 @@ from segsweep.config._checks import (
 
 LOSSES = ("weighted_dice", "dice_ce", "focal_tversky")
 SCHEDULES = ("constant", "poly", "cosine")
-OBJECTIVES = ("val_dsc", "val_lesion_dsc", "val_lesion_f1", "val_dsc_global")
+OBJECTIVES = (
+    "val_dsc",
+    "val_lesion_dsc",
+    "val_lesion_f1",
+    "val_dsc_global",
+    # volume data: each case's slices stacked back into its volume and scored there
+    "val_case_dsc",
+    "val_case_lesion_dsc",
+    "val_case_lesion_f1",
+)
+
+
+def _label_values(v: object) -> str | None:
+    ok = isinstance(v, list | tuple) and all(
+        isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v
+    )
+    return None if ok else "a list of label values > 0 ([] = every value > 0)"
+
+
+def _window(v: object) -> str | None:
+    ok = isinstance(v, list | tuple) and (
+        not v or (len(v) == 4 and all(isinstance(x, int | float) for x in v) and v[3] > 0)
+    )
+    return None if ok else "[] or [low, high, mean, sd] with sd > 0"
 
 
 @dataclass(frozen=True)
@@ -67,8 +90,34 @@ class DataSettings:
     )
     intensity: str = setting(
         "dtype",
-        '"dtype": divide by the type maximum (255, 65535); "minmax": per-image min-max',
-        one_of("dtype", "minmax"),
+        '"dtype": divide by the type maximum (255, 65535); "minmax": per-image min-max; '
+        'volumes: "zscore" (mean and sd of each volume\'s nonzero voxels, the default study '
+        'create picks for volumes), "ct" (clip to data.ct_window, then z-score), "minmax"',
+        one_of("dtype", "minmax", "zscore", "ct"),
+    )
+    slice_axis: str = setting(
+        "auto",
+        'volumes: the voxel axis slices are cut along; "auto" = the axis of largest voxel '
+        'spacing, else the last; "0", "1" or "2"',
+        one_of("auto", "0", "1", "2"),
+    )
+    lesion_labels: tuple = setting(
+        (),
+        "volumes: the label values that count as lesion, e.g. [3] for BraTS enhancing tumour; "
+        "[] = every value > 0",
+        _label_values,
+    )
+    lesion_oversample: float = setting(
+        0.33,
+        "volumes: the least share of each training batch drawn from slices with lesion "
+        "(nnU-Net's 0.33); 2D data are drawn uniformly",
+        float_in(0, 1),
+    )
+    ct_window: tuple = setting(
+        (),
+        'volumes with intensity "ct": [low, high, mean, sd] of the labelled voxels pooled over '
+        "the training cases (0.5 and 99.5 percentiles); [] = computed at study create",
+        _window,
     )
     channels: int = setting(
         0,

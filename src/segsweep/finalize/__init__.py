@@ -34,8 +34,7 @@ from mlflow import MlflowClient
 from segsweep import backend
 from segsweep.config import Config
 from segsweep.config.space import searched, suggest
-from segsweep.data.io import load_study_dataset
-from segsweep.data.split import case_ids
+from segsweep.data.source import load_study_dataset, study_case_ids
 from segsweep.errors import StudyError
 from segsweep.finalize._cv import (
     companion,
@@ -232,24 +231,36 @@ class _Pool:
     truth: np.ndarray
     fold: np.ndarray
     channels: int
-    scoring: dict  # threshold, match_dilation, min_lesion_px, and each image's case
+    scoring: dict  # threshold, match_dilation, min_lesion_px; each image's case, or volumes'
+    # voxel spacing
+    cases: Any = None  # volume data: a segsweep.evaluation.cases.CaseIndex; a case is one row
+
+    def arrange(self, prob: np.ndarray) -> Any:
+        """Slice probabilities in ``stems`` order as they are scored: per image, or stacked
+        into each case's volume."""
+        return prob if self.cases is None else [prob[rows] for rows in self.cases.rows]
 
 
 def _pool(cfg: Config, stems: list[str], fold_map: dict[str, int]) -> _Pool:
     ds = load_study_dataset(cfg, only=set(stems))
     index = {s: i for i, s in enumerate(ds.stems)}
-    return _Pool(
-        stems=stems,
-        truth=np.stack([ds.masks[index[s]][..., 0] > 0 for s in stems]),
-        fold=np.array([fold_map[s] for s in stems]),
-        channels=ds.channels,
-        scoring={
-            "threshold": cfg.train.threshold,
-            "match_dilation": cfg.metrics.match_dilation,
-            "min_lesion_px": cfg.metrics.min_lesion_px,
-            "cases": case_ids(stems, cfg.data.group_pattern),
-        },
-    )
+    truth = np.stack([ds.masks[index[s]][..., 0] > 0 for s in stems])
+    fold = np.array([fold_map[s] for s in stems])
+    scoring = {
+        "threshold": cfg.train.threshold,
+        "match_dilation": cfg.metrics.match_dilation,
+        "min_lesion_px": cfg.metrics.min_lesion_px,
+    }
+    if not ds.volumes:
+        scoring["cases"] = study_case_ids(cfg.data, stems)
+        return _Pool(stems, truth, fold, ds.channels, scoring)
+    from segsweep.evaluation.cases import case_index
+
+    cases = case_index(stems, ds.volumes, image_size=cfg.data.image_size, resize=ds.resize)
+    truth = [truth[rows] for rows in cases.rows]  # a case's slices share one fold
+    fold = np.array([fold[rows[0]] for rows in cases.rows])
+    scoring["spacing"] = list(cases.spacing)
+    return _Pool(stems, truth, fold, ds.channels, scoring, cases)
 
 
 def _candidates(cfg, comp, trials, pool: _Pool, folds: int, tracker, workdir: Path):  # noqa: ANN001
@@ -259,7 +270,7 @@ def _candidates(cfg, comp, trials, pool: _Pool, folds: int, tracker, workdir: Pa
         params = _full_params(t, cfg)
         plain, tta, models = _oof(tracker.client, fold_runs(comp, t, folds), pool.stems, workdir)
         probs[t.number] = (plain, tta, models)
-        score = cv_score(pool.truth, plain, pool.fold, objective, **pool.scoring)
+        score = cv_score(pool.truth, pool.arrange(plain), pool.fold, objective, **pool.scoring)
         flops = _flops(params, cfg, pool.channels)
         candidates.append(Candidate(t.number, params, float(t.value), flops, score))
     return candidates, probs
@@ -283,10 +294,14 @@ def _conclude(
             candidates, objective, margin=cfg.finalize.margin, seed=cfg.search.seed
         )
         plain, tta, models = probs[champion.trial]
+        plain, tta = pool.arrange(plain), pool.arrange(tta)
         with_tta = cv_score(pool.truth, tta, pool.fold, objective, **kw)
         use_tta = with_tta.mean > champion.score.mean
         chosen = tta if use_tta else plain
-        min_px, by_size = choose_postprocessing(pool.truth, chosen, pool.fold, objective, **kw)
+        if pool.cases is None:
+            min_px, by_size = choose_postprocessing(pool.truth, chosen, pool.fold, objective, **kw)
+        else:  # the champion removes components slice by slice; CV would judge 3D ones
+            min_px, by_size = 0, {0: cv_score(pool.truth, chosen, pool.fold, objective, **kw).mean}
         final = cv_score(pool.truth, chosen, pool.fold, objective, min_component_px=min_px, **kw)
         settings = ChampionSettings(
             image_size=cfg.data.image_size,
@@ -298,6 +313,8 @@ def _conclude(
             min_component_px=min_px,
             trial=champion.trial,
             study=cfg.study.name,
+            slice_axis=cfg.data.slice_axis,
+            ct_window=tuple(cfg.data.ct_window),
         )
         model_uri, version = log_champion(
             parent, tracker.uri, models, settings, registered_name=study.study_name,
