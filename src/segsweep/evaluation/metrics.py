@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from segsweep.errors import ConfigError
 from segsweep.evaluation.lesions import (
@@ -154,11 +155,18 @@ def hd95(truth: np.ndarray, pred: np.ndarray, spacing: tuple[float, ...] | None 
     if not truth.any() or not pred.any():
         both_empty = not truth.any() and not pred.any()
         return 0.0 if both_empty else float(np.linalg.norm(np.asarray(truth.shape) * step))
+    # The erosion needs only the masks' joint bounding box, widened by a voxel so that it sees
+    # the same neighbours; the distances are those between the two boundaries' voxel positions
+    # in mm, found by a k-d tree: exact like medpy's distance transform, which costs a whole
+    # 240 x 240 x 155 grid per call where the tree costs only the boundary voxels.
+    box = ndimage.find_objects((truth | pred).astype(np.int8))[0]
+    box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+    truth, pred = truth[box], pred[box]
     cross = ndimage.generate_binary_structure(truth.ndim, 1)  # 4- (2-D) or 6-connected (3-D)
-    t_edge = truth & ~ndimage.binary_erosion(truth, cross)
-    p_edge = pred & ~ndimage.binary_erosion(pred, cross)
-    to_t = ndimage.distance_transform_edt(~t_edge, sampling=step)[p_edge]
-    to_p = ndimage.distance_transform_edt(~p_edge, sampling=step)[t_edge]
+    t_edge = np.argwhere(truth & ~ndimage.binary_erosion(truth, cross)) * step
+    p_edge = np.argwhere(pred & ~ndimage.binary_erosion(pred, cross)) * step
+    to_t, _ = cKDTree(t_edge).query(p_edge)
+    to_p, _ = cKDTree(p_edge).query(t_edge)
     return float(np.percentile(np.concatenate([to_t, to_p]), 95))
 
 
