@@ -21,7 +21,15 @@ from segsweep.data.split import SLICE_GROUP_PATTERN, case_ids
 from segsweep.data.volumes import Volume
 from segsweep.evaluation.sets import ImageCounts, count_images, set_metrics
 
-__all__ = ["CaseIndex", "case_counts", "case_index", "case_metrics", "segment_volume"]
+__all__ = [
+    "CaseIndex",
+    "case_counts",
+    "case_index",
+    "case_metrics",
+    "model_slices",
+    "segment_volume",
+    "stack_masks",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +88,50 @@ def case_metrics(truth: np.ndarray, prob: np.ndarray, index: CaseIndex, **kw) ->
     return {f"case_{k}": v for k, v in scores.items()}
 
 
+def model_slices(
+    volume: Volume,
+    *,
+    axis: int,
+    image_size: int,
+    resize: str,
+    intensity: str,
+    ct_window: tuple[float, ...],
+) -> np.ndarray:
+    """A volume's slices as the model sees them, ``(slices, S, S, C)``: normalised over the
+    volume, cut along ``axis``, each fitted to the model's square as in training."""
+    image = np.moveaxis(normalise(volume.image, intensity, ct_window), axis, 0)
+    return np.stack(
+        [
+            np.stack(
+                [fit_plane(s[..., c], image_size, resize, nearest=False)
+                 for c in range(s.shape[-1])],
+                axis=-1,
+            )  # fmt: skip
+            for s in image
+        ]
+    )
+
+
+def stack_masks(
+    slices: np.ndarray,
+    *,
+    axis: int,
+    plane: tuple[int, int],
+    probabilities: Callable[[np.ndarray], np.ndarray],
+    mask: Callable[[np.ndarray, tuple[int, int]], np.ndarray],
+    batch_size: int = 16,
+) -> np.ndarray:
+    """The lesion mask of a volume from its :func:`model_slices`, uint8 {0, 1} on its own
+    voxel grid: each slice predicted, mapped back to its ``plane`` size by ``mask`` (which
+    thresholds and post-processes as the model's owner decides) and put back in place."""
+    planes = [
+        mask(prob, plane) > 0
+        for start in range(0, len(slices), batch_size)
+        for prob in probabilities(slices[start : start + batch_size])
+    ]
+    return np.moveaxis(np.stack(planes), 0, axis).astype(np.uint8)
+
+
 def segment_volume(
     volume: Volume,
     *,
@@ -92,25 +144,21 @@ def segment_volume(
     mask: Callable[[np.ndarray, tuple[int, int]], np.ndarray],
     batch_size: int = 16,
 ) -> np.ndarray:
-    """A volume's lesion mask, uint8 {0, 1} on its own voxel grid: every slice prepared as in
-    training, predicted, mapped back to its original size by ``mask`` (which thresholds and
-    post-processes as the model's owner decides) and put back in place."""
-    image = np.moveaxis(normalise(volume.image, intensity, ct_window), axis, 0)
-    planes = []
-    for start in range(0, image.shape[0], batch_size):
-        chunk = image[start : start + batch_size]
-        batch = np.stack(
-            [
-                np.stack(
-                    [
-                        fit_plane(s[..., c], image_size, resize, nearest=False)
-                        for c in range(s.shape[-1])
-                    ],
-                    axis=-1,
-                )  # fmt: skip
-                for s in chunk
-            ]
-        )
-        for prob in probabilities(batch):
-            planes.append(mask(prob, image.shape[1:3]) > 0)
-    return np.moveaxis(np.stack(planes), 0, axis).astype(np.uint8)
+    """A volume's lesion mask: :func:`model_slices`, then :func:`stack_masks`."""
+    slices = model_slices(
+        volume,
+        axis=axis,
+        image_size=image_size,
+        resize=resize,
+        intensity=intensity,
+        ct_window=ct_window,
+    )
+    plane = tuple(n for i, n in enumerate(volume.image.shape[:3]) if i != axis)
+    return stack_masks(
+        slices,
+        axis=axis,
+        plane=plane,
+        probabilities=probabilities,
+        mask=mask,
+        batch_size=batch_size,
+    )

@@ -106,6 +106,7 @@ def count_images(
     min_component_px: int | Sequence[int] = 0,
     cases: Sequence | None = None,
     spacing: Sequence[tuple[float, ...]] | None = None,
+    with_hd95: bool = True,
 ) -> ImageCounts:
     """Counts of each (truth, probability) pair of 2-D arrays; sizes may differ between images.
 
@@ -116,7 +117,9 @@ def count_images(
     post-processing finalize may choose). Either minimum may be one number per image (sizes
     defined at the model's resolution, scaled to each image's own), and so may the dilation.
     Pairs may be volumes (a case each): lesions are then 26-connected and ``spacing`` gives
-    each one's voxel size in mm, so that ``hd95`` is in mm.
+    each one's voxel size in mm, so that ``hd95`` is in mm. ``with_hd95=False`` leaves HD95 out
+    (NaN), the costly part of a full-resolution volume, where only an objective is wanted (no
+    objective is a distance).
     """
     n = len(truths)
     per_image = [
@@ -139,7 +142,7 @@ def count_images(
                 truth.size,
                 float(prob[truth].sum()),
                 float(truth.sum() + prob.sum()),
-                hd95(truth, pred, step),
+                hd95(truth, pred, step) if with_hd95 else np.nan,
                 lesion_counts(truth, pred, match_dilation=dilation, min_lesion_px=min_lesion),
             )
         )

@@ -19,7 +19,7 @@ from segsweep.config import Config
 from segsweep.data.assign import Assignment, volume_test_cases
 from segsweep.data.slices import cases_of, choose_axis, lesion_mask
 from segsweep.data.volumes import allowed_labels, find_cases, read_case
-from segsweep.evaluation.cases import segment_volume
+from segsweep.evaluation.cases import model_slices, stack_masks
 from segsweep.evaluation.sets import (
     ImageCounts,
     bootstrap_ci,
@@ -48,14 +48,27 @@ def _join(parts: list[ImageCounts]) -> ImageCounts:
     return replace(joined, case=np.arange(len(joined)))
 
 
-def _mask(volume: Any, settings: Any, probabilities: Any) -> np.ndarray:
-    return segment_volume(
+def _slices(volume: Any, settings: Any) -> tuple[np.ndarray, int]:
+    """The case's model-resolution slices, prepared once for every variant, and the axis."""
+    axis = choose_axis(volume.spacing, settings.slice_axis)
+    slices = model_slices(
         volume,
-        axis=choose_axis(volume.spacing, settings.slice_axis),
+        axis=axis,
         image_size=settings.image_size,
         resize=settings.resize,
         intensity=settings.intensity,
         ct_window=tuple(settings.ct_window),
+    )
+    return slices, axis
+
+
+def _mask(
+    volume: Any, slices: np.ndarray, axis: int, settings: Any, probabilities: Any
+) -> np.ndarray:
+    return stack_masks(
+        slices,
+        axis=axis,
+        plane=tuple(n for i, n in enumerate(volume.image.shape[:3]) if i != axis),
         probabilities=probabilities,
         mask=lambda prob, size: champion_mask(prob, size, settings),
     )
@@ -81,10 +94,11 @@ def score_test_volumes(
     allowed, slices = allowed_labels(Path(cfg.data.dir)), 0
     for case in _test_cases(cfg, assignment):
         volume = read_case(case, allowed=allowed)
-        slices += volume.image.shape[choose_axis(volume.spacing, s.slice_axis)]
+        planes, axis = _slices(volume, s)
+        slices += len(planes)
         truth = lesion_mask(volume.label, cfg.data.lesion_labels)
         for name, (settings, probabilities) in variants.items():
-            mask = _mask(volume, settings, probabilities)
+            mask = _mask(volume, planes, axis, settings, probabilities)
             counts[name].append(
                 count_images(
                     [truth],
@@ -92,6 +106,7 @@ def score_test_volumes(
                     match_dilation=cfg.metrics.match_dilation,
                     min_lesion_px=cfg.metrics.min_lesion_px,
                     spacing=[volume.spacing],
+                    with_hd95=name == "champion",  # the others give an objective only
                 )
             )
     joined = {k: _join(v) for k, v in counts.items()}
