@@ -22,7 +22,7 @@ from segsweep.cli._common import (
     synth_line,
     tracking_option,
 )
-from segsweep.errors import DataError, SegsweepError
+from segsweep.errors import ConfigError, DataError, SegsweepError
 
 
 @click.group("study", cls=Group)
@@ -228,10 +228,13 @@ def study_run(
     tracking_uri: str | None,
 ) -> None:
     """Run N more trials of study NAME (NAME may be left out when studies/ holds one)."""
+    from segsweep.data.source import objective_error
     from segsweep.store.storage import storage_url
     from segsweep.study.runner import run_study, worker_specs
 
     cfg = resolve_study(name, storage, tracking_uri)
+    if msg := objective_error(cfg):  # doctor refuses it at create; the settings may be edited
+        raise ConfigError(msg)
     specs = worker_specs(workers=workers, gpus=gpus)
     click.echo(f"study '{cfg.study.name}': {trials} trials on {len(specs)} worker(s)")
     try:

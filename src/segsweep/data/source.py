@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from segsweep.config import Config, DataSettings
+from segsweep.config import OBJECTIVES, Config, DataSettings
 from segsweep.data.io import Dataset, find_pairs, load_dataset, read_mask
 from segsweep.data.slices import load_volume_dataset, slice_lesions
 from segsweep.data.split import SLICE_GROUP_PATTERN, case_ids
 from segsweep.data.volumes import is_volume_dir
 
 __all__ = [
+    "objective_error",
     "group_pattern_for",
     "load_study_dataset",
     "pool_lesions",
@@ -80,3 +81,18 @@ def volume_defaults(cfg: Config, given: Collection[str]) -> Config:
         return cfg
     defaults = {"data.intensity": "zscore", "search.objective": "val_case_dsc"}
     return cfg.replace(**{k: v for k, v in defaults.items() if k not in given})
+
+
+
+def objective_error(cfg: Config) -> str | None:
+    """Why ``search.objective`` cannot score this data, or None: a ``val_case_*`` objective
+    stacks a volume's slices into its case, and 2D images have none (every trial would end
+    without the value it is ranked by)."""
+    objective = cfg.search.objective
+    if not objective.startswith("val_case_") or is_volume_dir(cfg.data.dir):
+        return None
+    allowed = ", ".join(repr(o) for o in OBJECTIVES if not o.startswith("val_case_"))
+    return (
+        f"The 'search.objective' parameter must be one of {allowed} for 2D images "
+        f"({cfg.data.dir} holds no NIfTI volumes). Got {objective!r} instead."
+    )

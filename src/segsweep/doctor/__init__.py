@@ -14,6 +14,7 @@ its reason in one sentence. Nothing here imports TensorFlow, Keras, Optuna or ML
 from __future__ import annotations
 
 from segsweep.config import Config
+from segsweep.data.source import objective_error
 from segsweep.data.volumes import is_volume_dir
 from segsweep.doctor._facts import facts
 from segsweep.doctor._report import Finding, Report
@@ -52,12 +53,7 @@ def examine(cfg: Config) -> Report:
         return _examine_volumes(cfg)
     found = scan(cfg)
     errors = [*found.errors, *image_size_errors(cfg)]
-    if cfg.search.objective.startswith("val_case_"):
-        msg = (
-            f"search.objective {cfg.search.objective} scores NIfTI volumes case by case, but "
-            f"{cfg.data.dir} holds 2D images: use val_dsc, val_lesion_dsc, val_lesion_f1 or "
-            "val_dsc_global"
-        )
+    if msg := objective_error(cfg):
         errors.append(Finding("error", "objective", msg))
     warnings = [f for rule in RULES for f in rule(cfg, found.samples)]
     findings = [*errors, *warnings, *dropout_finding(cfg), *l2_finding(cfg)]
