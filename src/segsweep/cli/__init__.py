@@ -25,8 +25,8 @@ def main() -> None:
 
 
 def _register() -> None:
-    # Importing `report` adds its command to the `study` group.
-    from segsweep.cli import data, doctor, explain, predict, report, study  # noqa: F401
+    # Importing `create` and `report` adds their commands to the `study` group.
+    from segsweep.cli import create, data, doctor, explain, predict, report, study  # noqa: F401
 
     for module in (data, doctor, explain, predict, study):
         main.add_command(module.command)
