@@ -23,18 +23,14 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
-from mlflow import MlflowClient
 
 from segsweep import backend
 from segsweep.config import Config
 from segsweep.config.space import searched, suggest
-from segsweep.data.source import load_study_dataset, study_case_ids
 from segsweep.errors import StudyError
 from segsweep.finalize._cv import (
     companion,
@@ -44,6 +40,7 @@ from segsweep.finalize._cv import (
     pool_stems,
     queue_folds,
 )
+from segsweep.finalize._pool import Pool, load_pool, out_of_fold
 from segsweep.finalize._record import append_test_record, stored_scoring
 from segsweep.finalize._report import document, log_result, render
 from segsweep.finalize._select import (
@@ -160,7 +157,7 @@ def finalize(
                 study_name=comp.study_name,
             )
             coordinate(plan, specs, waiting, progress=progress)
-        pool = _pool(cfg, stems, fold_map)
+        pool = load_pool(cfg, stems, fold_map)
         doc = _conclude(cfg, study, comp, candidates, pool, folds, tracker, parent)
         doc["scoring_differs_from_toml"] = differ
         if doc["champion"]["test"] is not None:
@@ -193,23 +190,6 @@ def _end(tracker: Tracker, comp: Any, parent: str, status: str) -> None:
     release_parent_run(comp)
 
 
-def _oof(client: MlflowClient, runs: list, stems: list[str], workdir: Path) -> tuple:
-    """Out-of-fold probabilities (plain, TTA) in ``stems`` order, and the fold model files."""
-    plain, tta, models = {}, {}, []
-    for run in runs:
-        folder = workdir / run.run_id
-        folder.mkdir(parents=True, exist_ok=True)
-        oof = Path(client.download_artifacts(run.run_id, "oof/oof.npz", str(folder)))
-        with np.load(oof) as z:
-            for stem, p, q in zip(z["stems"], z["prob"], z["prob_tta"], strict=True):
-                plain[str(stem)], tta[str(stem)] = p.astype(np.float32), q.astype(np.float32)
-        models.append(Path(client.download_artifacts(run.run_id, "fold/model.keras", str(folder))))
-    missing = [s for s in stems if s not in plain]
-    if missing:
-        raise StudyError(f"no out-of-fold prediction for {len(missing)} images, e.g. {missing[0]}")
-    return np.stack([plain[s] for s in stems]), np.stack([tta[s] for s in stems]), models
-
-
 def _flops(params: dict, cfg: Config, channels: int) -> int:
     from segsweep.model.unetpp import count_flops  # imports Keras, which finalize loads late
 
@@ -223,52 +203,13 @@ def _flops(params: dict, cfg: Config, channels: int) -> int:
     )
 
 
-@dataclass(frozen=True)
-class _Pool:
-    """The cross-validated images: their stems, masks at the model's resolution and folds."""
-
-    stems: list[str]
-    truth: np.ndarray
-    fold: np.ndarray
-    channels: int
-    scoring: dict  # threshold, match_dilation, min_lesion_px; each image's case, or volumes'
-    # voxel spacing
-    cases: Any = None  # volume data: a segsweep.evaluation.cases.CaseIndex; a case is one row
-
-    def arrange(self, prob: np.ndarray) -> Any:
-        """Slice probabilities in ``stems`` order as they are scored: per image, or stacked
-        into each case's volume."""
-        return prob if self.cases is None else [prob[rows] for rows in self.cases.rows]
-
-
-def _pool(cfg: Config, stems: list[str], fold_map: dict[str, int]) -> _Pool:
-    ds = load_study_dataset(cfg, only=set(stems))
-    index = {s: i for i, s in enumerate(ds.stems)}
-    truth = np.stack([ds.masks[index[s]][..., 0] > 0 for s in stems])
-    fold = np.array([fold_map[s] for s in stems])
-    scoring = {
-        "threshold": cfg.train.threshold,
-        "match_dilation": cfg.metrics.match_dilation,
-        "min_lesion_px": cfg.metrics.min_lesion_px,
-    }
-    if not ds.volumes:
-        scoring["cases"] = study_case_ids(cfg.data, stems)
-        return _Pool(stems, truth, fold, ds.channels, scoring)
-    from segsweep.evaluation.cases import case_index
-
-    cases = case_index(stems, ds.volumes, image_size=cfg.data.image_size, resize=ds.resize)
-    truth = [truth[rows] for rows in cases.rows]  # a case's slices share one fold
-    fold = np.array([fold[rows[0]] for rows in cases.rows])
-    scoring["spacing"] = list(cases.spacing)
-    return _Pool(stems, truth, fold, ds.channels, scoring, cases)
-
-
-def _candidates(cfg, comp, trials, pool: _Pool, folds: int, tracker, workdir: Path):  # noqa: ANN001
+def _candidates(cfg, comp, trials, pool: Pool, folds: int, tracker, workdir: Path):  # noqa: ANN001
     """Each trial's CV score from its out-of-fold predictions, and those predictions."""
     objective, probs, candidates = cfg.search.objective, {}, []
     for t in trials:
         params = _full_params(t, cfg)
-        plain, tta, models = _oof(tracker.client, fold_runs(comp, t, folds), pool.stems, workdir)
+        runs = fold_runs(comp, t, folds)
+        plain, tta, models = out_of_fold(tracker.client, runs, pool.stems, workdir)
         probs[t.number] = (plain, tta, models)
         score = cv_score(pool.truth, pool.arrange(plain), pool.fold, objective, **pool.scoring)
         flops = _flops(params, cfg, pool.channels)
@@ -281,7 +222,7 @@ def _conclude(
     study: Any,
     comp: Any,
     trials: list,
-    pool: _Pool,
+    pool: Pool,
     folds: int,
     tracker: Tracker,
     parent: str,
