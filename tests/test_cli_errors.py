@@ -131,6 +131,17 @@ def test_exist_ok_keeps_the_study_and_applies_new_settings(workdir, phantoms):
     assert "epochs = 5" in study.user_attrs["segsweep.config"]
 
 
+def test_a_case_objective_on_2d_images_is_refused_by_create_and_run(workdir, phantoms):
+    case_dsc = "search.objective=val_case_dsc"
+    result = run("study", "create", "s1", "--data", phantoms, "--set", case_dsc)
+    assert_user_error(result, "'search.objective'", "'val_case_dsc'", "'val_dsc'", "2D images")
+    assert not (workdir / "studies").exists()
+    create("s1", phantoms)
+    toml = workdir / "studies" / "s1.toml"
+    toml.write_text(toml.read_text().replace('objective = "val_dsc"', 'objective = "val_case_dsc"'))
+    assert_user_error(run("study", "run", "s1", "--trials", 1), "'val_case_dsc'", "2D images")
+
+
 def test_run_without_any_study(workdir):
     assert_user_error(run("study", "run", "--trials", 1), "no study settings in studies")
 

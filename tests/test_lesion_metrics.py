@@ -176,6 +176,19 @@ def test_hd95_agrees_with_medpy_on_random_masks():
         assert hd95(truth, pred) == pytest.approx(binary.hd95(pred, truth), rel=1e-9)
 
 
+def test_hd95_agrees_with_medpy_on_volumes_with_spacing_touching_the_edges():
+    """Speckled volumes (many boundary voxels, some on the grid's faces, where the bounding-box
+    crop must not change the erosion) with anisotropic voxels."""
+    binary = pytest.importorskip("medpy.metric.binary")
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        truth = rng.random((9, 10, 11)) > 0.8
+        pred = rng.random((9, 10, 11)) > 0.85
+        truth[:, :3], pred[4:] = False, False
+        got = hd95(truth, pred, (2.5, 0.8, 1.2))
+        assert got == pytest.approx(binary.hd95(pred, truth, voxelspacing=(2.5, 0.8, 1.2)))
+
+
 def test_lesion_recall_agrees_with_medpy_obj_tpr_where_matching_is_one_to_one():
     binary = pytest.importorskip("medpy.metric.binary")
     from segsweep.evaluation.metrics import label_lesions, matched_pairs

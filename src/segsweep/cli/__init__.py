@@ -25,8 +25,17 @@ def main() -> None:
 
 
 def _register() -> None:
-    # Importing `report` adds its command to the `study` group.
-    from segsweep.cli import data, doctor, explain, plan, predict, report, study  # noqa: F401
+    # Importing `create` and `report` adds their commands to the `study` group.
+    from segsweep.cli import (  # noqa: F401
+        create,
+        data,
+        doctor,
+        explain,
+        plan,
+        predict,
+        report,
+        study,
+    )
 
     for module in (data, doctor, explain, plan, predict, study):
         main.add_command(module.command)

@@ -126,6 +126,9 @@ def default_line(default: dict, best_value: float, objective: str) -> str:
 
 
 SHOWN_METRICS = (
+    "val_case_dsc",  # volume data only
+    "val_case_lesion_f1",
+    "val_case_hd95",
     "val_dsc",
     "val_dsc_global",
     "val_lesion_dsc",

@@ -27,7 +27,9 @@ def _settings(
     if data_dir is not None:
         overrides["data.dir"] = str(data_dir)
     if name is None and data_dir is not None:
-        return Config().replace(**overrides)
+        from segsweep.data.source import volume_defaults
+
+        return volume_defaults(Config().replace(**overrides), given=overrides)
     try:
         base = resolve_study(name, storage, None)
     except StudyError as err:
@@ -48,7 +50,27 @@ def _counted(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} ×{v}" for k, v in counts.items()) or "none"
 
 
+def _volume_lines(facts: dict[str, Any]) -> list[str]:
+    if "cases" not in facts:
+        return [f"  layout: {facts['layout']}"]
+    voxels = facts["lesion_voxels_per_case"]
+    share = facts["lesion_free_share"]
+    return [
+        f"  layout: {facts['layout']} (NIfTI volumes); {facts['cases']} cases, "
+        f"{facts['test_cases']} test cases",
+        f"  volumes: {', '.join(facts['shapes'])} voxels, spacing {', '.join(facts['spacing_mm'])}"
+        f" mm, anisotropy {facts['anisotropy']:.3g}, channels "
+        f"{', '.join(map(str, facts['channels']))}",
+        f"  slices: {facts['slices']} along axis {', '.join(map(str, facts['slice_axis']))}; "
+        f"{facts['lesion_free_slices']} lesion-free ({_pct(share) if share is not None else '-'})",
+        f"  lesion voxels per case: min {voxels['min']}, median {voxels['median']:g}, "
+        f"max {voxels['max']}",
+    ]
+
+
 def _fact_lines(facts: dict[str, Any]) -> list[str]:
+    if facts.get("layout", "pictures") != "pictures":
+        return _volume_lines(facts)
     ranges = ", ".join(f"{d} {lo:g}..{hi:g}" for d, (lo, hi) in facts["intensity_range"].items())
     lines = [
         f"  pairs: {facts['pairs']} matched, {facts['readable']} readable, "

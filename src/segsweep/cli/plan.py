@@ -10,6 +10,7 @@ import click
 
 from segsweep.cli._common import set_option
 from segsweep.config import Config, parse_assignment
+from segsweep.errors import DataError
 
 if TYPE_CHECKING:
     from segsweep.plan import Plan
@@ -100,6 +101,13 @@ def command(data_dir: Path, assignments: tuple[str, ...], as_json: bool) -> None
     A --set value (say train.epochs=40 or plan.trial_minutes=60) wins over the plan and is
     marked as yours; the rules after it plan around it.
     """
+    from segsweep.data.volumes import is_volume_dir
+
+    if is_volume_dir(data_dir):
+        raise DataError(
+            f"{data_dir} holds NIfTI volumes; `segsweep plan` reads 2D image/mask pictures so "
+            "far (study create gives volumes their own defaults)"
+        )
     given = dict(parse_assignment(a) for a in assignments)
     cfg = Config().replace(**given, **{"data.dir": str(data_dir)})
     plan, _, left_out = make(cfg, given)

@@ -14,11 +14,21 @@ from segsweep.config._checks import (
     setting,
     value_range,
 )
+from segsweep.config._data import DataSettings
 from segsweep.config._plan import PlanSettings
 
 LOSSES = ("weighted_dice", "dice_ce", "focal_tversky")
 SCHEDULES = ("constant", "poly", "cosine")
-OBJECTIVES = ("val_dsc", "val_lesion_dsc", "val_lesion_f1", "val_dsc_global")
+OBJECTIVES = (
+    "val_dsc",
+    "val_lesion_dsc",
+    "val_lesion_f1",
+    "val_dsc_global",
+    # volume data: each case's slices stacked back into its volume and scored there
+    "val_case_dsc",
+    "val_case_lesion_dsc",
+    "val_case_lesion_f1",
+)
 
 
 @dataclass(frozen=True)
@@ -29,52 +39,6 @@ class StudySettings:
         'Optuna storage: "" = studies/NAME.journal (safe for many local workers), '
         "or a URL such as sqlite:///x.db or postgresql://user@host/db",
         is_str,
-    )
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    dir: str = setting("data/phantom", "folder with images/ and masks/, paired by stem", is_str)
-    image_size: int = setting(128, "square size images and masks are resized to", int_in(8, 4096))
-    resize: str = setting(
-        "stretch",
-        '"stretch": each side to image_size (non-square images are distorted); "pad": the long '
-        "side to image_size keeping the aspect ratio, the short side padded with zeros "
-        "(predict crops the padding off)",
-        one_of("stretch", "pad"),
-    )
-    val_fraction: float = setting(
-        0.2, "share of images held out for validation", float_in(0, 1, open_lo=True, open_hi=True)
-    )
-    test_fraction: float = setting(
-        0.2,
-        "share of images set aside at study create as a test set the search never sees "
-        "(scored once, by study finalize); 0 = none",
-        float_in(0, 0.9),
-    )
-    test_dir: str = setting(
-        "",
-        "a separate folder with images/ and masks/ as the test set (e.g. a challenge's "
-        'official one), used instead of data.test_fraction; "" = none',
-        is_str,
-    )
-    group_pattern: str = setting(
-        "", 'regex on the file stem naming its patient/case group; "" = no grouping', is_str
-    )
-    mask_threshold: float = setting(
-        0.0,
-        "0 = reject masks with in-between values; t in (0,1) = lesion where value > t * max",
-        float_in(0, 1, open_hi=True),
-    )
-    intensity: str = setting(
-        "dtype",
-        '"dtype": divide by the type maximum (255, 65535); "minmax": per-image min-max',
-        one_of("dtype", "minmax"),
-    )
-    channels: int = setting(
-        0,
-        "input channels: 0 = auto (3 if any image has colour), 1, 3",
-        lambda v: None if v in (0, 1, 3) and not isinstance(v, bool) else "0, 1 or 3",
     )
 
 

@@ -24,11 +24,20 @@ from pathlib import Path
 import numpy as np
 
 from segsweep.data.io import Pair, find_pairs, read_mask
-from segsweep.data.leaks import check_no_leaks, find_leaks
-from segsweep.data.split import groups_from_stems, split_indices
+from segsweep.data.leaks import find_leaks, find_volume_leaks, leak_error
+from segsweep.data.slices import slice_lesions, volume_digests
+from segsweep.data.split import SLICE_GROUP_PATTERN, case_ids, split_indices
+from segsweep.data.volumes import find_cases, is_volume_dir, test_cases
 from segsweep.errors import ConfigError, DataError
 
-__all__ = ["Assignment", "assign", "changed_files", "file_digests", "fold_of"]
+__all__ = [
+    "Assignment",
+    "assign",
+    "changed_files",
+    "file_digests",
+    "fold_of",
+    "volume_test_cases",
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,18 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Pool:
+    """What can be assigned: the stems with lesion presence, the separate test set's stems and
+    what it shares with the pool, and every file's digest."""
+
+    stems: list[str]
+    has_lesion: np.ndarray
+    test: list[str]
+    overlaps: list[str]
+    digests: dict[str, str]
+
+
 def assign(
     data_dir: Path,
     *,
@@ -94,34 +115,30 @@ def assign(
     group_pattern: str = "",
     mask_threshold: float = 0.0,
     allow_overlap: bool = False,
+    slice_axis: str = "auto",
+    lesion_labels: tuple[int, ...] = (),
 ) -> Assignment:
     """Assign every pair of ``data_dir`` (and of ``test_dir``) to train, val or test.
 
-    A ``test_dir`` sharing a case or an image with ``data_dir`` is refused unless
-    ``allow_overlap``; then the overlaps are recorded in the assignment."""
-    pairs = find_pairs(Path(data_dir))
-    stems = [p.stem for p in pairs]
-    has_lesion = _has_lesion(pairs, mask_threshold)
-    test: list[str] = []
-    overlaps: list[str] = []
-    digests = file_digests(pairs, Path(data_dir))
-    if test_dir:
-        test_pairs = find_pairs(Path(test_dir))
-        if not allow_overlap:
-            check_no_leaks(pairs, test_pairs, group_pattern)
-        overlaps = find_leaks(pairs, test_pairs, group_pattern) if allow_overlap else []
-        test = [p.stem for p in test_pairs]
-        digests |= {f"test:{k}": v for k, v in file_digests(test_pairs, Path(test_dir)).items()}
-        rest = np.arange(len(pairs))
-    elif test_fraction > 0:
+    Volume data are assigned slice by slice, grouped by case: a case's slices stay together.
+    A ``test_dir`` (or nnU-Net's ``imagesTs``) sharing a case or an image with ``data_dir`` is
+    refused unless ``allow_overlap``; then the overlaps are recorded in the assignment."""
+    if is_volume_dir(data_dir):
+        pool = _volume_pool(Path(data_dir), test_dir, slice_axis, tuple(lesion_labels))
+        group_pattern = SLICE_GROUP_PATTERN
+    else:
+        pool = _image_pool(Path(data_dir), test_dir, mask_threshold, group_pattern)
+    if pool.overlaps and not allow_overlap:
+        raise leak_error(pool.overlaps)
+    stems, has_lesion, test = pool.stems, pool.has_lesion, pool.test
+    rest = np.arange(len(stems))
+    if not test and test_fraction > 0:
         _check_fractions(val_fraction, test_fraction)
         rest, test_idx = split_indices(
             stems, has_lesion, val_fraction=test_fraction, seed=seed, group_pattern=group_pattern
         )
         test = [stems[i] for i in test_idx]
         val_fraction = val_fraction / (1 - test_fraction)
-    else:
-        rest = np.arange(len(pairs))
     if len(rest) < 2:
         raise DataError(f"after the test set, {len(rest)} image is left in {data_dir}; need 2+")
     train_idx, val_idx = split_indices(
@@ -136,20 +153,75 @@ def assign(
         val=tuple(stems[rest[i]] for i in val_idx),
         test=tuple(test),
         test_dir=str(test_dir),
-        digests=digests,
-        overlaps=tuple(overlaps),
+        digests=pool.digests,
+        overlaps=tuple(pool.overlaps),
     )
+
+
+def _image_pool(data_dir: Path, test_dir: str, threshold: float, group_pattern: str) -> _Pool:
+    pairs = find_pairs(data_dir)
+    pool = _Pool(
+        stems=[p.stem for p in pairs],
+        has_lesion=_has_lesion(pairs, threshold),
+        test=[],
+        overlaps=[],
+        digests=file_digests(pairs, data_dir),
+    )
+    if test_dir:
+        test_pairs = find_pairs(Path(test_dir))
+        pool.test.extend(p.stem for p in test_pairs)
+        pool.overlaps.extend(find_leaks(pairs, test_pairs, group_pattern))
+        pool.digests.update(
+            {f"test:{k}": v for k, v in file_digests(test_pairs, Path(test_dir)).items()}
+        )
+    return pool
+
+
+def volume_test_cases(data_dir: Path, test_dir: str) -> list:
+    """A volume study's test cases: ``test_dir``'s, else nnU-Net's imagesTs/ + labelsTs/."""
+    return find_cases(Path(test_dir)) if test_dir else test_cases(data_dir)
+
+
+def _volume_pool(data_dir: Path, test_dir: str, axis: str, labels: tuple) -> _Pool:
+    """Slice stems with lesion presence, the test slices, and every file's digest."""
+    cases = find_cases(data_dir)
+    lesion = slice_lesions(data_dir, slice_axis=axis, lesion_labels=labels, cases=cases)
+    stems = sorted(lesion)
+    pool = _Pool(
+        stems=stems,
+        has_lesion=np.array([lesion[s] for s in stems]),
+        test=[],
+        overlaps=[],
+        digests=volume_digests(cases, data_dir),
+    )
+    if held := volume_test_cases(data_dir, test_dir):
+        root = Path(test_dir) if test_dir else data_dir
+        pool.test.extend(
+            sorted(slice_lesions(root, slice_axis=axis, lesion_labels=labels, cases=held))
+        )
+        pool.overlaps.extend(find_volume_leaks(cases, held))
+        pool.digests.update({f"test:{k}": v for k, v in volume_digests(held, root).items()})
+    return pool
 
 
 def changed_files(assignment: Assignment, data_dir: Path) -> list[str]:
     """Files added, removed or edited in ``data_dir`` (and the test folder) since assignment."""
+    if is_volume_dir(data_dir):
+        now = volume_digests(find_cases(Path(data_dir)), Path(data_dir))
+        held = volume_test_cases(Path(data_dir), assignment.test_dir)
+        root = Path(assignment.test_dir or data_dir)
+        now |= {f"test:{k}": v for k, v in volume_digests(held, root).items()}
+        return _compare(now, assignment.digests)
     now = file_digests(find_pairs(Path(data_dir)), Path(data_dir))
     if assignment.test_dir:
         test_pairs = find_pairs(Path(assignment.test_dir))
         now |= {
             f"test:{k}": v for k, v in file_digests(test_pairs, Path(assignment.test_dir)).items()
         }
-    before = assignment.digests
+    return _compare(now, assignment.digests)
+
+
+def _compare(now: dict[str, str], before: dict[str, str]) -> list[str]:
     return sorted(
         [f"{k} (added)" for k in now.keys() - before.keys()]
         + [f"{k} (removed)" for k in before.keys() - now.keys()]
@@ -164,7 +236,7 @@ def fold_of(
     grouped by ``group_pattern`` (scikit-learn's ``StratifiedGroupKFold``)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    groups = groups_from_stems(stems, group_pattern) if group_pattern else list(stems)
+    groups = case_ids(stems, group_pattern)
     if len(set(groups)) < folds:
         raise DataError(
             f"{folds}-fold cross-validation needs at least {folds} groups; found "

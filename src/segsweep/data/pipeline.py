@@ -23,7 +23,24 @@ import numpy as np
 
 from segsweep.config import AugmentSettings
 
-__all__ = ["JointBatches", "augmenter", "tf_dataset", "train_dataset"]
+__all__ = ["JointBatches", "augmenter", "epoch_order", "tf_dataset", "train_dataset"]
+
+
+def epoch_order(
+    has_lesion: np.ndarray, *, batch_size: int, share: float, rng: np.random.Generator
+) -> np.ndarray:
+    """One epoch's row order: a permutation, or, with ``share`` > 0, batches whose last
+    ``ceil(share * batch_size)`` rows are drawn from the rows with lesion (nnU-Net's foreground
+    oversampling), the rest uniformly from every row. Most slices of a volume hold no lesion;
+    uniform batches would teach the model mostly background."""
+    n = len(has_lesion)
+    lesion_rows = np.flatnonzero(has_lesion)
+    if share <= 0 or lesion_rows.size == 0:
+        return rng.permutation(n)
+    forced = math.ceil(share * batch_size)
+    order = rng.integers(0, n, size=(math.ceil(n / batch_size), batch_size))
+    order[:, batch_size - forced :] = rng.choice(lesion_rows, size=(order.shape[0], forced))
+    return order.ravel()  # whole batches: ceil(n / batch_size) of them, as without
 
 
 def augmenter(aug: AugmentSettings, *, seed: int) -> keras.layers.Pipeline | None:
@@ -53,11 +70,20 @@ def train_dataset(
     batch_size: int,
     augment: AugmentSettings,
     seed: int,
+    lesion_oversample: float = 0.0,
 ) -> Any:
     """Shuffled, batched, jointly augmented (image, mask) pairs; masks as float32 {0, 1}:
-    ``tf.data`` on TensorFlow, :class:`JointBatches` on the other backends."""
+    ``tf.data`` on TensorFlow, :class:`JointBatches` on the other backends. With
+    ``lesion_oversample``, each batch holds at least that share of images with lesion."""
     make = tf_dataset if keras.config.backend() == "tensorflow" else JointBatches
-    return make(images, masks, batch_size=batch_size, augment=augment, seed=seed)
+    return make(
+        images,
+        masks,
+        batch_size=batch_size,
+        augment=augment,
+        seed=seed,
+        lesion_oversample=lesion_oversample,
+    )
 
 
 def tf_dataset(
@@ -67,12 +93,17 @@ def tf_dataset(
     batch_size: int,
     augment: AugmentSettings,
     seed: int,
+    lesion_oversample: float = 0.0,
 ) -> Any:
     """The pipeline as a ``tf.data.Dataset`` (TensorFlow only)."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((images, masks.astype(np.float32)))
-    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if lesion_oversample > 0:
+        ds = _oversampled(images, masks, batch_size, lesion_oversample, seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((images, masks.astype(np.float32)))
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
     pipe = augmenter(augment, seed=seed)
     if pipe is not None:
 
@@ -82,6 +113,25 @@ def tf_dataset(
 
         ds = ds.map(joint, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _oversampled(images, masks, batch_size: int, share: float, seed: int) -> Any:  # noqa: ANN001
+    """Rows in :func:`epoch_order`, drawn anew each epoch (the generator restarts)."""
+    import tensorflow as tf
+
+    has_lesion = masks.reshape(len(masks), -1).max(axis=1) > 0
+    rng = np.random.default_rng(seed)
+    x, y = tf.constant(images), tf.constant(masks.astype(np.float32))
+
+    def rows():  # noqa: ANN202
+        yield from epoch_order(has_lesion, batch_size=batch_size, share=share, rng=rng)
+
+    order = tf.data.Dataset.from_generator(rows, output_signature=tf.TensorSpec((), tf.int64))
+    # a generator's length is unknown to Keras, which then reads "ran out of data" into the
+    # second epoch; every epoch is ceil(n / batch_size) whole batches
+    length = math.ceil(len(images) / batch_size) * batch_size
+    order = order.apply(tf.data.experimental.assert_cardinality(length))
+    return order.map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
 
 
 class JointBatches(keras.utils.PyDataset):
@@ -99,13 +149,22 @@ class JointBatches(keras.utils.PyDataset):
         batch_size: int,
         augment: AugmentSettings,
         seed: int,
+        lesion_oversample: float = 0.0,
     ) -> None:
         super().__init__()
         self.images, self.masks = images, masks.astype(np.float32)
-        self.batch_size = batch_size
+        self.batch_size, self.share = batch_size, lesion_oversample
+        self.has_lesion = masks.reshape(len(masks), -1).max(axis=1) > 0
         self.pipe = augmenter(augment, seed=seed)
         self._rng = np.random.default_rng(seed)
-        self.order = self._rng.permutation(len(images))
+        self.order = self._draw()
+
+    def _draw(self) -> np.ndarray:
+        if self.share <= 0:
+            return self._rng.permutation(len(self.images))
+        return epoch_order(
+            self.has_lesion, batch_size=self.batch_size, share=self.share, rng=self._rng
+        )
 
     def __len__(self) -> int:
         return math.ceil(len(self.images) / self.batch_size)
@@ -121,4 +180,4 @@ class JointBatches(keras.utils.PyDataset):
         return both[..., :channels], (both[..., channels:] > 0.5).astype(np.float32)
 
     def on_epoch_end(self) -> None:
-        self.order = self._rng.permutation(len(self.images))
+        self.order = self._draw()

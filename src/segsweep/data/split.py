@@ -19,7 +19,11 @@ import numpy as np
 
 from segsweep.errors import ConfigError, DataError
 
-__all__ = ["case_ids", "groups_from_stems", "split_indices"]
+__all__ = ["SLICE_GROUP_PATTERN", "case_ids", "groups_from_stems", "split_indices"]
+
+# A volume's slice is named CASE_z042 (its index along the slice axis): this pattern is the
+# group_pattern of volume data, so that its slices group by case like a patient's 2D images.
+SLICE_GROUP_PATTERN = r"^(.+)_z\d{3,}$"
 
 
 def groups_from_stems(stems: Sequence[str], pattern: str) -> list[str]:
@@ -43,7 +47,8 @@ def groups_from_stems(stems: Sequence[str], pattern: str) -> list[str]:
 
 def case_ids(stems: Sequence[str], group_pattern: str = "") -> list[str]:
     """Each image's case, the unit of every statistic over a set: its group under
-    ``group_pattern`` (a patient's slices are one case), else the image itself."""
+    ``group_pattern`` (a patient's slices are one case; a volume's slices under
+    :data:`SLICE_GROUP_PATTERN`: ``brats_001_z042`` -> ``brats_001``), else the image itself."""
     return groups_from_stems(stems, group_pattern) if group_pattern else list(stems)
 
 

@@ -14,6 +14,8 @@ its reason in one sentence. Nothing here imports TensorFlow, Keras, Optuna or ML
 from __future__ import annotations
 
 from segsweep.config import Config
+from segsweep.data.source import objective_error
+from segsweep.data.volumes import is_volume_dir
 from segsweep.doctor._facts import facts
 from segsweep.doctor._report import Finding, Report
 from segsweep.doctor._risks import RULES
@@ -25,6 +27,7 @@ from segsweep.doctor._settings import (
     l2_finding,
     l2_penalty_at_init,
 )
+from segsweep.doctor._volumes import scan_volumes
 
 __all__ = ["Finding", "Report", "examine", "l2_penalty_at_init"]
 
@@ -46,11 +49,28 @@ def _passed(found: Scan, errors: list[Finding]) -> list[Finding]:
 
 def examine(cfg: Config) -> Report:
     """Read ``cfg.data.dir`` and judge it and ``cfg``'s settings; raises nothing for bad data."""
+    if is_volume_dir(cfg.data.dir):
+        return _examine_volumes(cfg)
     found = scan(cfg)
     errors = [*found.errors, *image_size_errors(cfg)]
+    if msg := objective_error(cfg):
+        errors.append(Finding("error", "objective", msg))
     warnings = [f for rule in RULES for f in rule(cfg, found.samples)]
     findings = [*errors, *warnings, *dropout_finding(cfg), *l2_finding(cfg)]
     findings += _passed(found, errors)
     findings.sort(key=lambda f: _ORDER[f.level])  # stable: the order of the checks within a level
-    report_facts = {**facts(found), "l2_at_init": l2_at_init(cfg)}
+    report_facts = {"layout": "pictures", **facts(found), "l2_at_init": l2_at_init(cfg)}
+    return Report(data=cfg.data.dir, facts=report_facts, findings=tuple(findings))
+
+
+def _examine_volumes(cfg: Config) -> Report:
+    """NIfTI volumes: the case checks and volume facts, then the settings' own findings."""
+    volume_facts, errors = scan_volumes(cfg)
+    errors += image_size_errors(cfg)
+    findings = [*errors, *dropout_finding(cfg), *l2_finding(cfg)]
+    if not errors:
+        msg = f"{volume_facts['cases']} cases, every volume readable and matched to its label"
+        findings.append(Finding("info", "volumes", msg))
+    findings.sort(key=lambda f: _ORDER[f.level])
+    report_facts = {**volume_facts, "l2_at_init": l2_at_init(cfg)}
     return Report(data=cfg.data.dir, facts=report_facts, findings=tuple(findings))

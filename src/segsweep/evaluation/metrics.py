@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from segsweep.errors import ConfigError
 from segsweep.evaluation.lesions import (
@@ -140,23 +141,32 @@ def segmentation_metrics(
 # per image. The BraTS rules live in :mod:`segsweep.evaluation.lesions`; medpy's `hd95` and
 # `obj_tpr` cross-check these in the tests.
 
-_FOUR = ndimage.generate_binary_structure(2, 1)
 
-
-def hd95(truth: np.ndarray, pred: np.ndarray) -> float:
-    """95th percentile of the symmetric boundary distances of one ``(H, W)`` pair, in pixels.
+def hd95(truth: np.ndarray, pred: np.ndarray, spacing: tuple[float, ...] | None = None) -> float:
+    """95th percentile of the symmetric boundary distances of one pair, in pixels (or in mm
+    along each axis's ``spacing``, for a volume).
 
     Boundaries and distances as medpy's ``hd95``: a mask's boundary is the mask minus its
-    4-connected erosion, and the percentile is taken over the distances from each boundary
-    pixel of one mask to the other's boundary, both directions pooled. Both masks empty: 0;
-    exactly one empty: the image diagonal.
+    4-connected (6-connected in 3D) erosion, and the percentile is taken over the distances
+    from each boundary pixel of one mask to the other's boundary, both directions pooled. Both
+    masks empty: 0; exactly one empty: the image's (volume's) diagonal.
     """
+    step = np.ones(truth.ndim) if spacing is None else np.asarray(spacing, dtype=np.float64)
     if not truth.any() or not pred.any():
-        return 0.0 if not truth.any() and not pred.any() else float(np.hypot(*truth.shape))
-    t_edge = truth & ~ndimage.binary_erosion(truth, _FOUR)
-    p_edge = pred & ~ndimage.binary_erosion(pred, _FOUR)
-    to_t = ndimage.distance_transform_edt(~t_edge)[p_edge]
-    to_p = ndimage.distance_transform_edt(~p_edge)[t_edge]
+        both_empty = not truth.any() and not pred.any()
+        return 0.0 if both_empty else float(np.linalg.norm(np.asarray(truth.shape) * step))
+    # The erosion needs only the masks' joint bounding box, widened by a voxel so that it sees
+    # the same neighbours; the distances are those between the two boundaries' voxel positions
+    # in mm, found by a k-d tree: exact like medpy's distance transform, which costs a whole
+    # 240 x 240 x 155 grid per call where the tree costs only the boundary voxels.
+    box = ndimage.find_objects((truth | pred).astype(np.int8))[0]
+    box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+    truth, pred = truth[box], pred[box]
+    cross = ndimage.generate_binary_structure(truth.ndim, 1)  # 4- (2-D) or 6-connected (3-D)
+    t_edge = np.argwhere(truth & ~ndimage.binary_erosion(truth, cross)) * step
+    p_edge = np.argwhere(pred & ~ndimage.binary_erosion(pred, cross)) * step
+    to_t, _ = cKDTree(t_edge).query(p_edge)
+    to_p, _ = cKDTree(p_edge).query(t_edge)
     return float(np.percentile(np.concatenate([to_t, to_p]), 95))
 
 

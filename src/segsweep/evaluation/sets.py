@@ -85,7 +85,8 @@ def _draw(c: ImageCounts, members: list[np.ndarray], draw: np.ndarray) -> ImageC
 
 
 def drop_small_components(pred: np.ndarray, min_px: int) -> np.ndarray:
-    """``pred`` without its 8-connected components smaller than ``min_px`` pixels."""
+    """``pred`` without its fully connected components (8 in 2-D, 26 in 3-D) smaller than
+    ``min_px`` pixels (voxels)."""
     if min_px <= 1 or not pred.any():
         return pred
     labels, _ = label_lesions(pred)
@@ -104,15 +105,21 @@ def count_images(
     min_lesion_px: int | Sequence[int] = 0,
     min_component_px: int | Sequence[int] = 0,
     cases: Sequence | None = None,
+    spacing: Sequence[tuple[float, ...]] | None = None,
+    with_hd95: bool = True,
 ) -> ImageCounts:
     """Counts of each (truth, probability) pair of 2-D arrays; sizes may differ between images.
 
     ``cases`` names each image's case (e.g. :func:`segsweep.data.split.case_ids`); without it
-    every image is its own case.
+    every image is its own case (as is each volume, below).
 
     ``min_component_px`` removes predicted components smaller than that before scoring (the
     post-processing finalize may choose). Either minimum may be one number per image (sizes
     defined at the model's resolution, scaled to each image's own), and so may the dilation.
+    Pairs may be volumes (a case each): lesions are then 26-connected and ``spacing`` gives
+    each one's voxel size in mm, so that ``hd95`` is in mm. ``with_hd95=False`` leaves HD95 out
+    (NaN), the costly part of a full-resolution volume, where only an objective is wanted (no
+    objective is a distance).
     """
     n = len(truths)
     per_image = [
@@ -120,7 +127,10 @@ def count_images(
         for v in (match_dilation, min_lesion_px, min_component_px)
     ]
     rows = []
-    for truth, prob, dilation, min_lesion, min_comp in zip(truths, probs, *per_image, strict=True):
+    steps = [None] * n if spacing is None else list(spacing)
+    for truth, prob, dilation, min_lesion, min_comp, step in zip(
+        truths, probs, *per_image, steps, strict=True
+    ):
         truth = np.asarray(truth) > 0
         prob = np.asarray(prob, dtype=np.float64)
         pred = drop_small_components(prob > threshold, min_comp)
@@ -132,7 +142,7 @@ def count_images(
                 truth.size,
                 float(prob[truth].sum()),
                 float(truth.sum() + prob.sum()),
-                hd95(truth, pred),
+                hd95(truth, pred, step) if with_hd95 else np.nan,
                 lesion_counts(truth, pred, match_dilation=dilation, min_lesion_px=min_lesion),
             )
         )
@@ -179,8 +189,9 @@ def set_metrics(c: ImageCounts) -> dict[str, float]:
 
 
 def objective_value(c: ImageCounts, objective: str) -> float:
-    """``objective`` (a ``val_*`` name) of these images."""
-    return set_metrics(c)[objective.removeprefix("val_")]
+    """``objective`` (a ``val_*`` name) of these images; a ``val_case_*`` objective of counts
+    whose every row is a case's volume (see :mod:`segsweep.evaluation.cases`)."""
+    return set_metrics(c)[objective.removeprefix("val_").removeprefix("case_")]
 
 
 def per_image_values(c: ImageCounts, objective: str) -> np.ndarray:

@@ -23,19 +23,14 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
-from mlflow import MlflowClient
 
 from segsweep import backend
 from segsweep.config import Config
 from segsweep.config.space import searched, suggest
-from segsweep.data.io import load_study_dataset
-from segsweep.data.split import case_ids
 from segsweep.errors import StudyError
 from segsweep.finalize._cv import (
     companion,
@@ -45,6 +40,7 @@ from segsweep.finalize._cv import (
     pool_stems,
     queue_folds,
 )
+from segsweep.finalize._pool import Pool, load_pool, out_of_fold
 from segsweep.finalize._record import append_test_record, stored_scoring
 from segsweep.finalize._report import document, log_result, render
 from segsweep.finalize._select import (
@@ -161,7 +157,7 @@ def finalize(
                 study_name=comp.study_name,
             )
             coordinate(plan, specs, waiting, progress=progress)
-        pool = _pool(cfg, stems, fold_map)
+        pool = load_pool(cfg, stems, fold_map)
         doc = _conclude(cfg, study, comp, candidates, pool, folds, tracker, parent)
         doc["scoring_differs_from_toml"] = differ
         if doc["champion"]["test"] is not None:
@@ -194,23 +190,6 @@ def _end(tracker: Tracker, comp: Any, parent: str, status: str) -> None:
     release_parent_run(comp)
 
 
-def _oof(client: MlflowClient, runs: list, stems: list[str], workdir: Path) -> tuple:
-    """Out-of-fold probabilities (plain, TTA) in ``stems`` order, and the fold model files."""
-    plain, tta, models = {}, {}, []
-    for run in runs:
-        folder = workdir / run.run_id
-        folder.mkdir(parents=True, exist_ok=True)
-        oof = Path(client.download_artifacts(run.run_id, "oof/oof.npz", str(folder)))
-        with np.load(oof) as z:
-            for stem, p, q in zip(z["stems"], z["prob"], z["prob_tta"], strict=True):
-                plain[str(stem)], tta[str(stem)] = p.astype(np.float32), q.astype(np.float32)
-        models.append(Path(client.download_artifacts(run.run_id, "fold/model.keras", str(folder))))
-    missing = [s for s in stems if s not in plain]
-    if missing:
-        raise StudyError(f"no out-of-fold prediction for {len(missing)} images, e.g. {missing[0]}")
-    return np.stack([plain[s] for s in stems]), np.stack([tta[s] for s in stems]), models
-
-
 def _flops(params: dict, cfg: Config, channels: int) -> int:
     from segsweep.model.unetpp import count_flops  # imports Keras, which finalize loads late
 
@@ -224,42 +203,15 @@ def _flops(params: dict, cfg: Config, channels: int) -> int:
     )
 
 
-@dataclass(frozen=True)
-class _Pool:
-    """The cross-validated images: their stems, masks at the model's resolution and folds."""
-
-    stems: list[str]
-    truth: np.ndarray
-    fold: np.ndarray
-    channels: int
-    scoring: dict  # threshold, match_dilation, min_lesion_px, and each image's case
-
-
-def _pool(cfg: Config, stems: list[str], fold_map: dict[str, int]) -> _Pool:
-    ds = load_study_dataset(cfg, only=set(stems))
-    index = {s: i for i, s in enumerate(ds.stems)}
-    return _Pool(
-        stems=stems,
-        truth=np.stack([ds.masks[index[s]][..., 0] > 0 for s in stems]),
-        fold=np.array([fold_map[s] for s in stems]),
-        channels=ds.channels,
-        scoring={
-            "threshold": cfg.train.threshold,
-            "match_dilation": cfg.metrics.match_dilation,
-            "min_lesion_px": cfg.metrics.min_lesion_px,
-            "cases": case_ids(stems, cfg.data.group_pattern),
-        },
-    )
-
-
-def _candidates(cfg, comp, trials, pool: _Pool, folds: int, tracker, workdir: Path):  # noqa: ANN001
+def _candidates(cfg, comp, trials, pool: Pool, folds: int, tracker, workdir: Path):  # noqa: ANN001
     """Each trial's CV score from its out-of-fold predictions, and those predictions."""
     objective, probs, candidates = cfg.search.objective, {}, []
     for t in trials:
         params = _full_params(t, cfg)
-        plain, tta, models = _oof(tracker.client, fold_runs(comp, t, folds), pool.stems, workdir)
+        runs = fold_runs(comp, t, folds)
+        plain, tta, models = out_of_fold(tracker.client, runs, pool.stems, workdir)
         probs[t.number] = (plain, tta, models)
-        score = cv_score(pool.truth, plain, pool.fold, objective, **pool.scoring)
+        score = cv_score(pool.truth, pool.arrange(plain), pool.fold, objective, **pool.scoring)
         flops = _flops(params, cfg, pool.channels)
         candidates.append(Candidate(t.number, params, float(t.value), flops, score))
     return candidates, probs
@@ -270,7 +222,7 @@ def _conclude(
     study: Any,
     comp: Any,
     trials: list,
-    pool: _Pool,
+    pool: Pool,
     folds: int,
     tracker: Tracker,
     parent: str,
@@ -283,10 +235,14 @@ def _conclude(
             candidates, objective, margin=cfg.finalize.margin, seed=cfg.search.seed
         )
         plain, tta, models = probs[champion.trial]
+        plain, tta = pool.arrange(plain), pool.arrange(tta)
         with_tta = cv_score(pool.truth, tta, pool.fold, objective, **kw)
         use_tta = with_tta.mean > champion.score.mean
         chosen = tta if use_tta else plain
-        min_px, by_size = choose_postprocessing(pool.truth, chosen, pool.fold, objective, **kw)
+        if pool.cases is None:
+            min_px, by_size = choose_postprocessing(pool.truth, chosen, pool.fold, objective, **kw)
+        else:  # the champion removes components slice by slice; CV would judge 3D ones
+            min_px, by_size = 0, {0: cv_score(pool.truth, chosen, pool.fold, objective, **kw).mean}
         final = cv_score(pool.truth, chosen, pool.fold, objective, min_component_px=min_px, **kw)
         settings = ChampionSettings(
             image_size=cfg.data.image_size,
@@ -298,6 +254,8 @@ def _conclude(
             min_component_px=min_px,
             trial=champion.trial,
             study=cfg.study.name,
+            slice_axis=cfg.data.slice_axis,
+            ct_window=tuple(cfg.data.ct_window),
         )
         model_uri, version = log_champion(
             parent, tracker.uri, models, settings, registered_name=study.study_name,

@@ -15,13 +15,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from segsweep.config import Config
 from segsweep.data.assign import Assignment, fold_of
-from segsweep.data.io import find_pairs, read_mask
+from segsweep.data.io import find_pairs
+from segsweep.data.source import group_pattern_for, pool_lesions
 from segsweep.errors import DataError, StudyError
 from segsweep.store.storage import FOLDS_ATTR
 
@@ -88,16 +88,12 @@ def ensure_folds(comp: optuna.Study, cfg: Config, stems: list[str], folds: int) 
             f"(e.g. {new[0]!r}); restore the data, or create a new study for it"
         )
     if str(folds) not in stored:
-        masks = {p.stem: p.mask for p in find_pairs(Path(cfg.data.dir))}
-        has_lesion = np.array(
-            [read_mask(masks[s], threshold=cfg.data.mask_threshold).any() for s in stems]
-        )
         stored[str(folds)] = fold_of(
             stems,
-            has_lesion,
+            pool_lesions(cfg.data, stems),
             folds=folds,
             seed=cfg.search.seed,
-            group_pattern=cfg.data.group_pattern,
+            group_pattern=group_pattern_for(cfg.data),  # a volume's slices: one fold per case
         )
         comp.set_user_attr(FOLDS_ATTR, json.dumps(stored))
     return stored[str(folds)]

@@ -133,7 +133,8 @@ def render(doc: dict[str, Any]) -> str:
         + (
             f" -> test {c['test']['value']:.4f} (95 % CI {c['test']['ci95'][0]:.4f}–"
             f"{c['test']['ci95'][1]:.4f} over {c['test']['n_cases']} cases, "
-            f"{c['test']['n_images']} images)"
+            f"{c['test']['n_images']} "
+            f"{'slices' if 'test_case_dsc' in c['test']['metrics'] else 'images'})"
             if c["test"]
             else " (no test set: data.test_fraction = 0, or the study was created before segsweep"
             " kept one)"

@@ -60,9 +60,11 @@ def cv_score(
     min_lesion_px: int,
     min_component_px: int = 0,
     cases: list | None = None,
+    spacing: list | None = None,
 ) -> CvScore:
     """Objective per held-out fold, from out-of-fold ``prob`` (N, S, S) against ``truth``;
-    ``cases`` names each image's case (none: every image is one)."""
+    ``cases`` names each image's case (none: every image is one). Volume data come as lists of
+    case volumes, each one case, with their voxel ``spacing``."""
     counts = count_images(
         list(truth),
         list(prob),
@@ -71,6 +73,7 @@ def cv_score(
         min_lesion_px=min_lesion_px,
         min_component_px=min_component_px,
         cases=cases,
+        spacing=spacing,
     )
     folds = tuple(
         objective_value(counts.take(np.flatnonzero(fold == k)), objective)

@@ -18,7 +18,8 @@ from segsweep.config import Config
 from segsweep.data.assign import Assignment
 from segsweep.data.geometry import area_scale
 from segsweep.data.io import find_pairs, prepare_image, read_image, read_mask
-from segsweep.data.split import case_ids
+from segsweep.data.source import study_case_ids
+from segsweep.data.volumes import is_volume_dir
 from segsweep.evaluation.sets import (
     ImageCounts,
     bootstrap_ci,
@@ -36,8 +37,8 @@ class TestScore:
     metrics: dict[str, float]  # the test_* counterparts of every val_* metric (without prefix)
     value: float
     ci95: tuple[float, float]
-    n_images: int
-    n_cases: int  # the bootstrap's unit: a patient's images are one case
+    n_images: int  # images scored (for volumes: slices)
+    n_cases: int  # the bootstrap's unit: a patient's images (a volume) are one case
     single_fold_values: tuple[float, ...]  # each fold model alone, no TTA or post-processing
     ensemble_value: float  # the fold models averaged, no TTA or post-processing
 
@@ -63,10 +64,14 @@ def score_test(
 ) -> TestScore:
     """Every metric of ``champion`` (a loaded :class:`~segsweep.finalize.champion.Champion`) on the
     test set, the objective's 95 % bootstrap interval, and what the fold ensemble added."""
+    if is_volume_dir(cfg.data.dir):
+        from segsweep.finalize._test_volumes import score_test_volumes
+
+        return TestScore(**score_test_volumes(cfg, assignment, champion, objective))
     s = champion.settings
     truths, sizes, batches = [], [], []
     pairs = _test_pairs(cfg, assignment)
-    cases = case_ids([p.stem for p in pairs], cfg.data.group_pattern)
+    cases = study_case_ids(cfg.data, [p.stem for p in pairs])
     for pair in pairs:
         raw = read_image(pair.image)
         truths.append(read_mask(pair.mask, threshold=cfg.data.mask_threshold))

@@ -55,6 +55,8 @@ class ChampionSettings:
     min_component_px: int
     trial: int  # the search trial whose configuration this is
     study: str
+    slice_axis: str = "auto"  # volumes: how slices were cut (data.slice_axis)
+    ct_window: tuple = ()  # volumes with intensity "ct": the study's window
 
 
 def ensemble_probabilities(nets: list[Any], batch: np.ndarray, *, tta: bool) -> np.ndarray:

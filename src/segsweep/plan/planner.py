@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from segsweep.config import Config
+from segsweep.data.io import INTENSITIES as PICTURE_INTENSITIES
 from segsweep.errors import ConfigError
 from segsweep.plan.budget import Budget, budget_for, step_seconds, train_memory_mb
 from segsweep.plan.choices import (
@@ -148,11 +149,24 @@ def apply_plan(cfg: Config, plan: Plan) -> tuple[Config, dict[str, str]]:
     for key, decision in plan.decisions.items():
         if decision.source != "plan":
             continue  # the user's value is in cfg already
+        if why := _volumes_only(key, decision.value):
+            left_out[key] = why
+            continue
         try:
             cfg = cfg.replace(**{key: decision.value})
         except ConfigError as err:
             left_out[key] = str(err)
     return cfg, left_out
+
+
+def _volumes_only(key: str, value: Any) -> str | None:
+    """Why a planned value, which the settings accept for NIfTI volumes, does nothing on the 2D
+    pictures the plan reads (so the settings keep theirs), or None."""
+    if key == "data.intensity" and value not in PICTURE_INTENSITIES:
+        return f"2D pictures load with {' or '.join(map(repr, PICTURE_INTENSITIES))} only"
+    if key == "data.lesion_oversample":
+        return "2D pictures are drawn uniformly; data.lesion_oversample applies to volumes"
+    return None
 
 
 def _measured(plan: Plan, cfg: Config, cache: Path, th: Thresholds) -> Ladder:

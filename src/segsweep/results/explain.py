@@ -36,7 +36,16 @@ LESION_TABLE = (
     "val_lesions_missed",
     "val_lesions_fp",
 )
-_COUNTS = ("val_lesions_missed", "val_lesions_fp", "val_hd95")
+# volume data: each case's slices stacked into its volume and scored there
+CASE_TABLE = (
+    "val_case_dsc",
+    "val_case_lesion_recall",
+    "val_case_lesion_precision",
+    "val_case_lesion_f1",
+    "val_case_lesion_dsc",
+    "val_case_hd95",
+)
+_COUNTS = ("val_lesions_missed", "val_lesions_fp", "val_hd95", "val_case_hd95")
 _FRACTIONS = ("val_pred_fg", "val_true_fg")
 
 
@@ -249,7 +258,7 @@ def explain(record: RunRecord, rules: Rules | None = None) -> dict[str, Any]:
                 "epoch": e,
                 **{
                     k: _finite(record.history[k][i])
-                    for k in (*TABLE, *LESION_TABLE)
+                    for k in (*TABLE, *LESION_TABLE, *CASE_TABLE)
                     if k in record.history
                 },
             }
@@ -303,6 +312,8 @@ def render(doc: dict[str, Any]) -> str:
     lines += ["", *_table(doc["epochs"])]
     if lesions := _table(doc["epochs"], LESION_TABLE):
         lines += ["", "lesions (8-connected components; hd95 in pixels):", *lesions]
+    if cases := _table(doc["epochs"], CASE_TABLE):
+        lines += ["", "cases (each volume scored whole; 26-connected lesions; hd95 in mm):", *cases]
     lines.append(f"\nthe study maximises {doc['objective']}; reading: {doc['reading']}\n")
     if doc["diagnoses"] is None:
         lines.append(f"diagnoses: cannot diagnose this run: {doc['not_diagnosed']}")

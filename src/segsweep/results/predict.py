@@ -10,6 +10,7 @@ thresholded mask.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ class LoadedModel:
     intensity: str  # how training scaled intensities, so inference scales the same way
     source: str
     resize: str = "stretch"  # how training made images square: "stretch" or "pad"
+    slice_axis: str = "auto"  # volumes: data.slice_axis of the run
+    ct_window: tuple = ()  # volumes with intensity "ct": the study's window
 
     @property
     def image_size(self) -> int:
@@ -77,6 +80,14 @@ class LoadedChampion:
     @property
     def resize(self) -> str:
         return self.champion.settings.resize
+
+    @property
+    def slice_axis(self) -> str:
+        return self.champion.settings.slice_axis
+
+    @property
+    def ct_window(self) -> tuple:
+        return tuple(self.champion.settings.ct_window)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return self.champion.probabilities(batch)
@@ -135,7 +146,9 @@ def _from_run(
     loaded = _from_file(files[0], intensity or params.get("data.intensity", "dtype"))
     # runs logged before data.resize existed were all stretched
     resize = resize or params.get("data.resize", "stretch")
-    return LoadedModel(loaded.net, loaded.intensity, f"run {run_id}", resize)
+    window = ast.literal_eval(params.get("data.ct_window", "()"))
+    axis = params.get("data.slice_axis", "auto")
+    return LoadedModel(loaded.net, loaded.intensity, f"run {run_id}", resize, axis, window)
 
 
 def load_model(
@@ -183,7 +196,12 @@ def predict_folder(
     threshold: float | None = None,
     batch_size: int = 16,
 ) -> int:
-    """Write ``out_dir/<stem>.png`` for every image; returns how many were written."""
+    """Write ``out_dir/<stem>.png`` for every image (``<case>.nii.gz`` for every NIfTI
+    volume); returns how many were written."""
+    from segsweep.results.predict_nifti import has_volumes, predict_volumes
+
+    if has_volumes(images_dir):
+        return predict_volumes(model, images_dir, out_dir, threshold=threshold)
     files = list_images(images_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(files), batch_size):

@@ -42,6 +42,9 @@ OBJECTIVE_MEANING = {
     "val_dsc_global": "hard lesion Dice of all pixels pooled",
     "val_lesion_dsc": "BraTS 2023 lesion-wise Dice",
     "val_lesion_f1": "lesion detection F1",
+    "val_case_dsc": "hard lesion Dice of each case's volume, averaged over cases",
+    "val_case_lesion_dsc": "BraTS 2023 lesion-wise Dice of 3D lesions, per case's volume",
+    "val_case_lesion_f1": "detection F1 of 3D lesions, per case's volume",
 }
 REPORT_RUN = "study-report"
 _MEANING = {
@@ -197,7 +200,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 # The best epoch's validation metrics shown beside the objective (trial user attr ``metrics``).
-METRIC_COLUMNS = ("val_dsc", "val_lesion_dsc", "val_lesion_f1", "val_hd95")
+METRIC_COLUMNS = ("val_dsc", "val_lesion_dsc", "val_lesion_f1", "val_hd95", "val_case_dsc",
+                  "val_case_hd95")  # fmt: skip
 
 
 def _metric(t: FrozenTrial, key: str) -> str:
@@ -216,7 +220,9 @@ def _best_rows(study: optuna.Study, columns: list[str]) -> list[list[Any]]:
 
 def _trial_sections(study: optuna.Study) -> list[str]:
     objective = study_objective(study)
-    columns = [k for k in METRIC_COLUMNS if k != objective]
+    seen = {k for t in _completed(study) for k in t.user_attrs.get("metrics", {})}
+    # the case columns only for volume data, whose trials record them
+    columns = [k for k in METRIC_COLUMNS if k != objective and (k in seen or "_case_" not in k)]
     rows = _best_rows(study, columns)
     lines = [f"## Best {len(rows)} trials", ""]
     header = ["trial", objective, *columns, "params", "diagnoses", "MLflow run"]

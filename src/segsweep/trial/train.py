@@ -44,9 +44,14 @@ class Split:
     train_y: np.ndarray
     val_x: np.ndarray
     val_y: np.ndarray
-    # each validation image's case (a patient), so val_lesion_dsc averages over cases as
-    # finalize does; None: every image is its own case
+    # each validation image's case (a patient, a volume), so val_lesion_dsc averages over
+    # cases as finalize does; None: every image is its own case
     val_cases: tuple[str, ...] | None = None
+    # volume data: how validation slices stack into case volumes (an evaluation.cases.CaseIndex),
+    # scored in 3D every epoch (val_case_*), and the least share of lesion slices in each
+    # training batch
+    val_volumes: Any = None
+    lesion_oversample: float = 0.0
 
 
 @dataclass
@@ -136,10 +141,11 @@ class ValidationMetrics(keras.callbacks.Callback):
         batch_size: int,
         lesions: MetricsSettings,
         cases: tuple[str, ...] | None = None,
+        volumes: Any = None,
     ) -> None:
         super().__init__()
-        self.cases = cases
         self.net, self.val_x, self.val_y = net, val_x, val_y
+        self.cases, self.volumes = cases, volumes
         self.threshold, self.batch_size, self.lesions = threshold, batch_size, lesions
         self.last_prob: np.ndarray | None = None
 
@@ -162,6 +168,17 @@ class ValidationMetrics(keras.callbacks.Callback):
             min_lesion_px=self.lesions.min_lesion_px,
             cases=self.cases,
         )
+        if self.volumes is not None:
+            from segsweep.evaluation.cases import case_metrics
+
+            scores |= case_metrics(
+                self.val_y,
+                prob,
+                self.volumes,
+                threshold=self.threshold,
+                match_dilation=self.lesions.match_dilation,
+                min_lesion_px=self.lesions.min_lesion_px,
+            )
         logs.update({f"val_{k}": float(v) for k, v in scores.items()})
         logs["lr"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
@@ -259,6 +276,7 @@ def fit(
         batch_size=cfg.train.batch_size,
         augment=cfg.augment,
         seed=seed,
+        lesion_oversample=split.lesion_oversample,
     )
     if cfg.train.steps_per_epoch:  # Keras then keeps one iterator across epochs
         data = _passes(data) if isinstance(data, keras.utils.PyDataset) else data.repeat()
@@ -270,6 +288,7 @@ def fit(
         batch_size=2 * cfg.train.batch_size,
         lesions=cfg.metrics,
         cases=split.val_cases,
+        volumes=split.val_volumes,
     )
     if on_validation is not None:
         on_validation(val)

@@ -15,8 +15,9 @@ import numpy as np
 
 from segsweep.config import Config
 from segsweep.data.assign import Assignment
-from segsweep.data.io import Dataset, load_study_dataset
-from segsweep.data.split import case_ids, split_indices
+from segsweep.data.io import Dataset
+from segsweep.data.source import group_pattern_for, load_study_dataset, study_case_ids
+from segsweep.data.split import split_indices
 from segsweep.evaluation.overlay import pick_cases
 from segsweep.trial.train import Split
 
@@ -31,7 +32,7 @@ class WorkerData:
     val_stems: tuple[str, ...] = ()  # file stem of each validation image
     train_stems: tuple[str, ...] = ()
     split_doc: dict | None = None  # the study's train/val/test assignment, logged with each trial
-    case_of: dict[str, str] | None = None  # each stem's case (data.group_pattern's group)
+    case_of: dict[str, str] | None = None  # each stem's case (its group, or its volume)
 
 
 def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> WorkerData:
@@ -45,20 +46,27 @@ def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> Worke
             has_lesion,
             val_fraction=cfg.data.val_fraction,
             seed=cfg.search.seed,
-            group_pattern=cfg.data.group_pattern,
+            group_pattern=group_pattern_for(cfg.data),
         )
     else:
         index = {stem: i for i, stem in enumerate(ds.stems)}
         train = np.array([index[s] for s in assignment.train], dtype=int)
         val = np.array([index[s] for s in assignment.val], dtype=int)
-    case_of = dict(zip(ds.stems, case_ids(ds.stems, cfg.data.group_pattern), strict=True))
-    val_cases = tuple(case_of[ds.stems[i]] for i in val)
-    split = Split(ds.images[train], ds.masks[train], ds.images[val], ds.masks[val], val_cases)
+    case_of = dict(zip(ds.stems, study_case_ids(cfg.data, ds.stems), strict=True))
+    val_stems = tuple(ds.stems[i] for i in val)
+    split = Split(
+        ds.images[train],
+        ds.masks[train],
+        ds.images[val],
+        ds.masks[val],
+        val_cases=tuple(case_of[s] for s in val_stems),
+        **_volume_terms(ds, val_stems, cfg.data.lesion_oversample),
+    )
     return WorkerData(
         dataset=ds,
         split=split,
         cases=pick_cases(split.val_y),
-        val_stems=tuple(ds.stems[i] for i in val),
+        val_stems=val_stems,
         train_stems=tuple(ds.stems[i] for i in train),
         split_doc=None if assignment is None else assignment.as_split_json(),
         case_of=case_of,
@@ -71,15 +79,32 @@ def fold_data(data: WorkerData, fold_of: dict[str, int], fold: int) -> WorkerDat
     y = np.concatenate([data.split.train_y, data.split.val_y])
     stems = (*data.train_stems, *data.val_stems)
     held = np.array([fold_of[s] == fold for s in stems])
+    val_stems = tuple(s for s, h in zip(stems, held, strict=True) if h)
     case_of = data.case_of
-    cases = tuple(case_of[s] for s, h in zip(stems, held, strict=True) if h) if case_of else None
-    split = Split(x[~held], y[~held], x[held], y[held], cases)
+    split = Split(
+        x[~held],
+        y[~held],
+        x[held],
+        y[held],
+        val_cases=tuple(case_of[s] for s in val_stems) if case_of else None,
+        **_volume_terms(data.dataset, val_stems, data.split.lesion_oversample),
+    )
     return WorkerData(
         dataset=data.dataset,
         split=split,
         cases=pick_cases(split.val_y),
-        val_stems=tuple(s for s, h in zip(stems, held, strict=True) if h),
+        val_stems=val_stems,
         train_stems=tuple(s for s, h in zip(stems, held, strict=True) if not h),
         split_doc=data.split_doc,
         case_of=data.case_of,
     )
+
+
+def _volume_terms(ds: Dataset, val_stems: tuple[str, ...], oversample: float) -> dict:
+    """Volume data: the validation cases, scored as volumes, and the lesion oversampling."""
+    if not ds.volumes:
+        return {}
+    from segsweep.evaluation.cases import case_index
+
+    index = case_index(val_stems, ds.volumes, image_size=ds.images.shape[1], resize=ds.resize)
+    return {"val_volumes": index, "lesion_oversample": oversample}

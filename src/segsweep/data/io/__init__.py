@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,9 +47,6 @@ from segsweep.data.io._read import (
 )
 from segsweep.errors import DataError
 
-if TYPE_CHECKING:  # settings are read, not built, here: no import at run time
-    from segsweep.config import Config
-
 __all__ = [
     "IMAGE_SUFFIXES",
     "MASK_SUFFIXES",
@@ -62,7 +58,6 @@ __all__ = [
     "describe_pair",
     "find_pairs",
     "load_dataset",
-    "load_study_dataset",
     "manifest_hash",
     "mask_kind",
     "prepare_image",
@@ -92,6 +87,8 @@ class Dataset:
     intensity: str
     channels: int
     resize: str = "stretch"
+    # volume data only: each case's segsweep.data.slices.CaseGeometry; stems are its slices
+    volumes: tuple = ()
 
 
 def _load_pair(pair: Pair, image_size: int, intensity: str, threshold: float, resize: str) -> tuple:
@@ -158,18 +155,4 @@ def load_dataset(
         intensity=intensity,
         channels=channels,
         resize=resize,
-    )
-
-
-def load_study_dataset(cfg: Config, *, only: set[str] | None = None) -> Dataset:
-    """The study's images of ``cfg.data.dir`` (those named in ``only``), prepared as its
-    settings say: the one place search workers and finalize load them from."""
-    return load_dataset(
-        Path(cfg.data.dir),
-        image_size=cfg.data.image_size,
-        intensity=cfg.data.intensity,
-        mask_threshold=cfg.data.mask_threshold,
-        channels=cfg.data.channels,
-        resize=cfg.data.resize,
-        only=only,
     )
