@@ -45,7 +45,9 @@ def assert_user_error(result, *fragments):
 
 
 def create(name, data, *sets, exist_ok=False):
-    args = ["study", "create", name, "--data", data]
+    # --no-plan: these studies test the command, not the plan (tests/test_plan_cli.py), and on
+    # a GPU the plan's batch ladder would train and write studies/batch-ladder.json
+    args = ["study", "create", name, "--data", data, "--no-plan"]
     for s in sets:
         args += ["--set", s]
     result = run(*args, *(["--exist-ok"] if exist_ok else []))
@@ -231,7 +233,9 @@ def test_create_refuses_data_doctor_rejects_and_writes_nothing(tmp_path, make_da
     # a storage that already holds a study: the bad one adds nothing to it
     shared = tmp_path / "shared.journal"
     segsweep(tmp_path, "data", "synth", "ph", "--n", "8", "--size", "32", "--seed", "1")
-    segsweep(tmp_path, "study", "create", "good", "--data", "ph", "--storage", str(shared))
+    segsweep(
+        tmp_path, "study", "create", "good", "--data", "ph", "--storage", str(shared), "--no-plan"
+    )
     before = shared.read_bytes()
     args = ["study", "create", "bad", "--data", str(data), "--storage", str(shared)]
     assert segsweep(tmp_path, *args, check=False).returncode == 2

@@ -169,3 +169,39 @@ def test_on_a_gpu_the_batch_is_measured_once_and_cached(tmp_path: Path, monkeypa
     again = plan_study(cfg, cache=cache, device=gpu)
     assert tried == [2, 4, 6] and again.decisions["train.batch_size"].value == 4
     assert "Fake H200" in cache.read_text()
+
+
+def test_volumes_keep_their_defaults_and_plan_refuses_them(tmp_path: Path, monkeypatch) -> None:
+    """The fingerprint reads 2D pictures: a volume folder is not planned (issue 17's defaults
+    stand), and `plan --data` says so in one line."""
+    from volumes import write_nnunet
+
+    from segsweep.config import load_config
+
+    root = write_nnunet(tmp_path / "d", n=4)
+    monkeypatch.chdir(tmp_path)
+    result = run("study", "create", "v", "--data", root, "--set", "data.image_size=32")
+    assert result.exit_code == 0, result.output
+    assert "volumes are not planned yet" in result.output
+    toml = (tmp_path / "studies" / "v.toml").read_text()
+    assert "# planned" not in toml
+    cfg = load_config(tmp_path / "studies" / "v.toml")
+    assert cfg.data.intensity == "zscore" and cfg.train.steps_per_epoch == 0
+    result = run("plan", "--data", root)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    [line] = [x for x in result.output.splitlines() if x.startswith("Error:")]
+    assert str(root) in line and "NIfTI volumes" in line
+
+
+def test_on_pictures_a_volume_intensity_is_named_but_not_set(mri: Path, tmp_path, monkeypatch):
+    """MRI channel names plan "zscore", which 2D pictures cannot load with: the settings keep
+    "dtype" and no lesion oversampling (2D batches are uniform), as the plan says."""
+    from segsweep.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    left_out = json.loads(run("plan", "--data", mri, "--json").output)["not_settings_yet"]
+    assert {"data.intensity", "data.lesion_oversample"} <= set(left_out)
+    result = run("study", "create", "m", "--data", mri, "--set", "data.test_fraction=0")
+    assert result.exit_code == 0, result.output
+    cfg = load_config(tmp_path / "studies" / "m.toml")
+    assert cfg.data.intensity == "dtype" and cfg.train.steps_per_epoch >= 50
