@@ -8,4 +8,7 @@ cd "$(dirname "$0")/.."
 # runs wherever torch is installed (PyPI's Linux wheel pulls GBs of CUDA, too much for CI).
 .venv/bin/python -m pip install -q -e ".[test,jax]"
 .venv/bin/ruff check src tests
-.venv/bin/python -m pytest -q "$@"
+# Two processes (pytest-xdist): the process tests mostly wait on TensorFlow start-ups and
+# tiny trainings, which leave a second core idle. Tests that share a module's finished study
+# go to one process (tests/conftest.py); `-n 0` after the script's name runs them in one.
+.venv/bin/python -m pytest -q -n 2 --dist loadgroup "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -72,6 +73,12 @@ def segsweep(
     return proc
 
 
+def _as_a_terminal_starts_it() -> None:
+    # a shell's background job or a pytest-xdist worker may run the suite with SIGINT ignored,
+    # and a child inherits that: Python then never turns Ctrl-C into KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(cwd: Path, *args: str) -> subprocess.Popen:
     """A `segsweep` process in its own process group, as a terminal would start it."""
     return subprocess.Popen(
@@ -81,6 +88,7 @@ def start(cwd: Path, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=_as_a_terminal_starts_it,
     )
 
 
