@@ -89,13 +89,19 @@ def volume_fingerprint(
         for key, value in zip(lesions, found, strict=True):
             lesions[key].append(value)
         first_slice += n_slices
-        if (volume.label > 0).any():
-            labelled.append(_sample(volume.image, volume.label > 0, rng))
-        else:
-            nonzero.append(_sample(volume.image, volume.image.any(axis=-1), rng))
+        _sample_case(volume, labelled, nonzero, rng)
         dtypes[str(volume.header.get_data_dtype())] += 1
     return _assemble(data_dir, cases, rows, lesions, fractions, labelled or nonzero, dtypes,
                      from_labels=bool(labelled), min_voxels=min_voxels)  # fmt: skip
+
+
+def _sample_case(volume: Any, labelled: list, nonzero: list, rng: np.random.Generator) -> None:
+    """The case's labelled voxels into ``labelled``; a case without any gives its nonzero
+    voxels to ``nonzero``, used only when no case has labelled ones."""
+    if (volume.label > 0).any():
+        labelled.append(_sample(volume.image, volume.label > 0, rng))
+    else:
+        nonzero.append(_sample(volume.image, volume.image.any(axis=-1), rng))
 
 
 def _assemble(
@@ -126,7 +132,7 @@ def _assemble(
         lesion_fraction=np.concatenate(fractions),
         channels=channel_stats(
             [[pooled[:, c]] for c in range(pooled.shape[1])], channel_names(data_dir)
-        ),  # fmt: skip
+        ),
         dtype=dtypes.most_common(1)[0][0],
         spacing=tuple(float(s) for s in np.median(facts.in_plane(), axis=0)),
         source=str(data_dir),
