@@ -76,7 +76,8 @@ class _EpochClock:
 def measure(sizes: Sizes, workdir: Path, repeats: int = 5) -> dict:
     from segsweep.config import Config
     from segsweep.data.io import load_dataset
-    from segsweep.trial.train import Split, build_model, fit, predict_padded
+    from segsweep.trial.train import Split, build_model, fit
+    from segsweep.trial.validation import predict_padded
 
     size, epochs = (64, 4) if sizes.name == "full" else (32, 2)
     folder = NUCLEI if NUCLEI.is_dir() else phantom(workdir, n=40, size=64)

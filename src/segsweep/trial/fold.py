@@ -36,7 +36,7 @@ from segsweep.trial.lifecycle import (
     run_params,
     start_run,
 )
-from segsweep.trial.train import predict_padded
+from segsweep.trial.validation import predict_padded
 from segsweep.trial.workerdata import WorkerData, fold_data
 
 __all__ = ["run_fold_trial"]

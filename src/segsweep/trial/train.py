@@ -2,8 +2,9 @@
 
 Every epoch's logs hold ``loss`` (what Keras optimises and reports), split into ``loss_data`` (the
 loss function alone) and ``loss_l2`` (the sum of the kernel penalties), the learning rate, and the
-hard validation metrics ``val_*`` of :mod:`segsweep.evaluation.metrics`. Tracking and pruning plug
-in as extra Keras callbacks; this module knows neither Optuna nor MLflow.
+hard validation metrics ``val_*`` of :mod:`segsweep.evaluation.metrics` (computed by
+:mod:`.validation`'s callbacks). Tracking and pruning plug in as extra Keras callbacks; this
+module knows neither Optuna nor MLflow.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import numpy as np
 from keras import ops
 
 from segsweep.backend import accelerator_settings
-from segsweep.config import Config, MetricsSettings
+from segsweep.config import Config
 from segsweep.data.pipeline import train_dataset
-from segsweep.errors import TrialFailed
-from segsweep.evaluation.metrics import lesion_metrics, segmentation_metrics
 from segsweep.model.losses import get_loss
 from segsweep.model.unetpp import build_unetpp, float32_model, inference_model
+from segsweep.trial.validation import History, KeepBest, ValidationMetrics
 
 __all__ = [
     "Split",
@@ -32,7 +32,6 @@ __all__ = [
     "build_model",
     "fit",
     "make_optimizer",
-    "predict_padded",
 ]
 
 
@@ -124,112 +123,10 @@ def make_optimizer(params: dict[str, Any], *, total_steps: int) -> keras.optimiz
     return keras.optimizers.Adam(learning_rate=lr)
 
 
-class ValidationMetrics(keras.callbacks.Callback):
-    """Hard metrics over the whole validation set at each epoch end, added to the logs.
-
-    Keras' own validation averages batch metrics; the Dice papers report is per image and
-    thresholded, so it is computed here from one prediction of the whole set.
-    """
-
-    def __init__(
-        self,
-        net: keras.Model,
-        val_x: np.ndarray,
-        val_y: np.ndarray,
-        *,
-        threshold: float,
-        batch_size: int,
-        lesions: MetricsSettings,
-        cases: tuple[str, ...] | None = None,
-        volumes: Any = None,
-    ) -> None:
-        super().__init__()
-        self.net, self.val_x, self.val_y = net, val_x, val_y
-        self.cases, self.volumes = cases, volumes
-        self.threshold, self.batch_size, self.lesions = threshold, batch_size, lesions
-        self.last_prob: np.ndarray | None = None
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs if logs is not None else {}
-        loss = float(logs.get("loss", 0.0))
-        if not math.isfinite(loss):
-            kind = "NaN" if math.isnan(loss) else "infinite"
-            raise TrialFailed(f"loss became {kind} at epoch {epoch + 1}")
-        prob = predict_padded(self.net, self.val_x, batch_size=self.batch_size)
-        if not np.isfinite(prob).all():  # diverged weights can give NaN outputs at a finite loss
-            raise TrialFailed(f"predictions became NaN at epoch {epoch + 1}")
-        self.last_prob = prob
-        scores = segmentation_metrics(self.val_y, prob, threshold=self.threshold)
-        scores |= lesion_metrics(
-            self.val_y,
-            prob,
-            threshold=self.threshold,
-            match_dilation=self.lesions.match_dilation,
-            min_lesion_px=self.lesions.min_lesion_px,
-            cases=self.cases,
-        )
-        if self.volumes is not None:
-            from segsweep.evaluation.cases import case_metrics
-
-            scores |= case_metrics(
-                self.val_y,
-                prob,
-                self.volumes,
-                threshold=self.threshold,
-                match_dilation=self.lesions.match_dilation,
-                min_lesion_px=self.lesions.min_lesion_px,
-            )
-        logs.update({f"val_{k}": float(v) for k, v in scores.items()})
-        logs["lr"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-def predict_padded(net: keras.Model, x: np.ndarray, *, batch_size: int) -> np.ndarray:
-    """``net.predict`` with the last batch padded to full size, so one graph serves every batch
-    (a short last batch would trace a second graph for every new model)."""
-    pad = -len(x) % batch_size
-    padded = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
-    return net.predict(padded, batch_size=batch_size, verbose=0)[: len(x)]
-
-
 def _passes(data: Any) -> Any:  # a PyDataset without end, shuffled again after each pass
     while True:
         yield from (data[i] for i in range(len(data)))
         data.on_epoch_end()
-
-
-class KeepBest(keras.callbacks.Callback):
-    """Holds the weights of the epoch with the highest objective (``val_dsc`` by default).
-
-    An epoch that predicts no lesion pixel on a validation set that has lesions is chosen only
-    when no epoch predicted any: its ``val_dsc`` is just the share of lesion-free images (each
-    scores 1), which can beat a model that is still learning and would steer the search towards
-    collapse.
-    """
-
-    def __init__(self, net: keras.Model, objective: str = "val_dsc") -> None:
-        super().__init__()
-        self.net, self.objective = net, objective
-        self.best_value, self.best_epoch, self.weights = -math.inf, 0, None
-        self._best_key: tuple[bool, float] = (False, -math.inf)
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        predicts = logs.get("val_pred_fg", 1.0) > 0 or logs.get("val_true_fg", 0.0) == 0
-        key = (predicts, logs[self.objective])
-        if key > self._best_key:
-            self._best_key = key
-            self.best_value, self.best_epoch = logs[self.objective], epoch + 1
-            self.weights = self.net.get_weights()
-
-
-class History(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[str, list[float]] = {}
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        for key, value in (logs or {}).items():
-            self.values.setdefault(key, []).append(float(value))
 
 
 def fit(
