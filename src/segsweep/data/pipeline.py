@@ -11,6 +11,10 @@ that calls the same layers on image and mask stacked as channels of one tensor, 
 thresholded back to {0, 1} at 0.5 (as nearest would keep it, up to boundary pixels): in Keras
 3.15 the dictionary form rotates masks differently from images on torch. Both reshuffle every
 epoch.
+
+With ``data.patch_size`` the images are at their own resolution and every batch is drawn anew by
+:class:`~segsweep.data.patches.PatchSampler` (random patches, a share centred on lesion), then
+augmented the same way: :class:`PatchBatches`, on every backend.
 """
 
 from __future__ import annotations
@@ -22,8 +26,16 @@ import keras
 import numpy as np
 
 from segsweep.config import AugmentSettings
+from segsweep.data.patches import PatchSampler, regions
 
-__all__ = ["JointBatches", "augmenter", "epoch_order", "tf_dataset", "train_dataset"]
+__all__ = [
+    "JointBatches",
+    "PatchBatches",
+    "augmenter",
+    "epoch_order",
+    "tf_dataset",
+    "train_dataset",
+]
 
 
 def epoch_order(
@@ -171,13 +183,54 @@ class JointBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        x, y = self.images[rows], self.masks[rows]
-        if self.pipe is None:
-            return x, y
-        channels = x.shape[-1]
-        both = self.pipe(np.concatenate([x, y], axis=-1), training=True)
-        both = keras.ops.convert_to_numpy(both)
-        return both[..., :channels], (both[..., channels:] > 0.5).astype(np.float32)
+        return _joint(self.pipe, self.images[rows], self.masks[rows])
 
     def on_epoch_end(self) -> None:
         self.order = self._draw()
+
+
+def _joint(pipe: keras.layers.Pipeline | None, x: np.ndarray, y: np.ndarray) -> tuple:
+    """Image and float mask augmented by one draw, as channels of one tensor; the mask
+    thresholded back to {0, 1}."""
+    if pipe is None:
+        return x, y
+    channels = x.shape[-1]
+    both = keras.ops.convert_to_numpy(pipe(np.concatenate([x, y], axis=-1), training=True))
+    return both[..., :channels], (both[..., channels:] > 0.5).astype(np.float32)
+
+
+class PatchBatches(keras.utils.PyDataset):
+    """``steps`` batches an epoch of random ``patch_size`` patches of images at their own
+    resolution (``sizes``: each image's region of the canvas; None: all of it), a share
+    ``lesion_oversample`` centred on a lesion pixel, jointly augmented."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        masks: np.ndarray,
+        sizes: tuple | None,
+        *,
+        patch_size: int,
+        batch_size: int,
+        steps: int,
+        augment: AugmentSettings,
+        seed: int,
+        lesion_oversample: float,
+    ) -> None:
+        super().__init__()
+        self.sampler = PatchSampler(
+            regions(images, sizes),
+            [m[..., 0] for m in regions(masks, sizes)],
+            size=patch_size,
+            oversample=lesion_oversample,
+            seed=seed,
+        )
+        self.batch_size, self.steps = batch_size, steps
+        self.pipe = augmenter(augment, seed=seed)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.sampler.batch(self.batch_size)  # a fresh draw whatever the index
+        return _joint(self.pipe, x.astype(np.float32), y[..., None].astype(np.float32))

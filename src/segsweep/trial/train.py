@@ -20,7 +20,7 @@ from keras import ops
 
 from segsweep.backend import accelerator_settings
 from segsweep.config import Config
-from segsweep.data.pipeline import train_dataset
+from segsweep.data.pipeline import PatchBatches, train_dataset
 from segsweep.model.losses import get_loss
 from segsweep.model.unetpp import build_unetpp, float32_model, inference_model
 from segsweep.trial.validation import History, KeepBest, ValidationMetrics
@@ -51,6 +51,10 @@ class Split:
     # training batch
     val_volumes: Any = None
     lesion_oversample: float = 0.0
+    # patches (data.patch_size): the arrays hold images at their own sizes on a canvas, each
+    # in its (h, w) region; None: every image fills its array (the model's square)
+    train_sizes: tuple | None = None
+    val_sizes: tuple | None = None
 
 
 @dataclass
@@ -123,6 +127,39 @@ def make_optimizer(params: dict[str, Any], *, total_steps: int) -> keras.optimiz
     return keras.optimizers.Adam(learning_rate=lr)
 
 
+def _batches(split: Split, cfg: Config, *, seed: int, steps: int) -> tuple[Any, int | None]:
+    """The training input and the ``steps_per_epoch`` Keras is given (None: one pass).
+
+    With patches every batch is a fresh draw of random patches, so an epoch is ``steps``
+    batches by definition; ``train.steps_per_epoch`` 0 then means as many steps as one pass of
+    the whole images would take (ceil(images / batch)), so patch and whole-image training of
+    one study take the same number of updates."""
+    if cfg.data.patch_size:
+        patches = PatchBatches(
+            split.train_x,
+            split.train_y,
+            split.train_sizes,
+            patch_size=cfg.data.patch_size,
+            batch_size=cfg.train.batch_size,
+            steps=steps,
+            augment=cfg.augment,
+            seed=seed,
+            lesion_oversample=split.lesion_oversample,
+        )
+        return patches, None
+    data = train_dataset(
+        split.train_x,
+        split.train_y,
+        batch_size=cfg.train.batch_size,
+        augment=cfg.augment,
+        seed=seed,
+        lesion_oversample=split.lesion_oversample,
+    )
+    if cfg.train.steps_per_epoch:  # Keras then keeps one iterator across epochs
+        data = _passes(data) if isinstance(data, keras.utils.PyDataset) else data.repeat()
+    return data, cfg.train.steps_per_epoch or None
+
+
 def _passes(data: Any) -> Any:  # a PyDataset without end, shuffled again after each pass
     while True:
         yield from (data[i] for i in range(len(data)))
@@ -153,7 +190,8 @@ def fit(
     keras.mixed_precision.set_global_policy(
         "mixed_float16" if accel["mixed_precision"] else "float32"
     )
-    net = build_model(params, in_channels=split.train_x.shape[-1], image_size=cfg.data.image_size)
+    size = cfg.data.patch_size or cfg.data.image_size
+    net = build_model(params, in_channels=split.train_x.shape[-1], image_size=size)
     infer = inference_model(net)
     loss = get_loss(
         params["loss"],
@@ -167,16 +205,7 @@ def fit(
         optimizer=make_optimizer(params, total_steps=steps * cfg.train.epochs),
         jit_compile=accel["jit_compile"],
     )
-    data = train_dataset(
-        split.train_x,
-        split.train_y,
-        batch_size=cfg.train.batch_size,
-        augment=cfg.augment,
-        seed=seed,
-        lesion_oversample=split.lesion_oversample,
-    )
-    if cfg.train.steps_per_epoch:  # Keras then keeps one iterator across epochs
-        data = _passes(data) if isinstance(data, keras.utils.PyDataset) else data.repeat()
+    data, steps_per_epoch = _batches(split, cfg, seed=seed, steps=steps)
     val = ValidationMetrics(
         infer,
         split.val_x,
@@ -186,6 +215,8 @@ def fit(
         lesions=cfg.metrics,
         cases=split.val_cases,
         volumes=split.val_volumes,
+        window=cfg.data.patch_size,
+        sizes=split.val_sizes,
     )
     if on_validation is not None:
         on_validation(val)
@@ -193,7 +224,7 @@ def fit(
     model.fit(
         data,
         epochs=cfg.train.epochs,
-        steps_per_epoch=cfg.train.steps_per_epoch or None,
+        steps_per_epoch=steps_per_epoch,
         verbose=0,
         shuffle=False,  # shuffled by the input pipeline
         callbacks=[val, best, history, *callbacks],

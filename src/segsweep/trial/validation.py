@@ -7,6 +7,7 @@ Split out of :mod:`.train`, which builds and fits the model these callbacks watc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -14,17 +15,20 @@ import numpy as np
 from keras import ops
 
 from segsweep.config import MetricsSettings
+from segsweep.data.patches import fixed_batches, predict_images, regions
 from segsweep.errors import TrialFailed
 from segsweep.evaluation.metrics import lesion_metrics, segmentation_metrics
 
-__all__ = ["History", "KeepBest", "ValidationMetrics", "predict_padded"]
+__all__ = ["History", "KeepBest", "ValidationMetrics", "predict_set"]
 
 
 class ValidationMetrics(keras.callbacks.Callback):
     """Hard metrics over the whole validation set at each epoch end, added to the logs.
 
     Keras' own validation averages batch metrics; the Dice papers report is per image and
-    thresholded, so it is computed here from one prediction of the whole set.
+    thresholded, so it is computed here from one prediction of the whole set. With patches
+    (``window`` > 0) each validation image is predicted whole, at its own size (``sizes``: its
+    region of the canvas), by overlapping windows, and scored there.
     """
 
     def __init__(
@@ -38,9 +42,12 @@ class ValidationMetrics(keras.callbacks.Callback):
         lesions: MetricsSettings,
         cases: tuple[str, ...] | None = None,
         volumes: Any = None,
+        window: int = 0,
+        sizes: tuple | None = None,
     ) -> None:
         super().__init__()
         self.net, self.val_x, self.val_y = net, val_x, val_y
+        self.window, self.sizes = window, sizes
         self.cases, self.volumes = cases, volumes
         self.threshold, self.batch_size, self.lesions = threshold, batch_size, lesions
         self.last_prob: np.ndarray | None = None
@@ -51,7 +58,13 @@ class ValidationMetrics(keras.callbacks.Callback):
         if not math.isfinite(loss):
             kind = "NaN" if math.isnan(loss) else "infinite"
             raise TrialFailed(f"loss became {kind} at epoch {epoch + 1}")
-        prob = predict_padded(self.net, self.val_x, batch_size=self.batch_size)
+        prob = predict_set(
+            self.net.predict_on_batch,
+            self.val_x,
+            sizes=self.sizes,
+            window=self.window,
+            batch_size=self.batch_size,
+        )[..., None]
         if not np.isfinite(prob).all():  # diverged weights can give NaN outputs at a finite loss
             raise TrialFailed(f"predictions became NaN at epoch {epoch + 1}")
         self.last_prob = prob
@@ -79,12 +92,25 @@ class ValidationMetrics(keras.callbacks.Callback):
         logs["lr"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def predict_padded(net: keras.Model, x: np.ndarray, *, batch_size: int) -> np.ndarray:
-    """``net.predict`` with the last batch padded to full size, so one graph serves every batch
-    (a short last batch would trace a second graph for every new model)."""
-    pad = -len(x) % batch_size
-    padded = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
-    return net.predict(padded, batch_size=batch_size, verbose=0)[: len(x)]
+def predict_set(
+    predict: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    *,
+    sizes: tuple | None,
+    window: int,
+    batch_size: int,
+) -> np.ndarray:
+    """(N, H, W) probabilities of a set held as in training: the model's squares, or images at
+    their own sizes on a canvas (``sizes`` their regions; zeros outside them), each predicted
+    by :func:`~segsweep.data.patches.predict_images` (whole, or by windows of ``window``), in
+    batches of exactly ``batch_size`` so one graph serves them all."""
+    maps = predict_images(
+        fixed_batches(predict, batch_size), regions(x, sizes), window=window, batch_size=batch_size
+    )
+    out = np.zeros(x.shape[:3], np.float32)
+    for row, prob in zip(out, maps, strict=True):
+        row[: prob.shape[0], : prob.shape[1]] = prob
+    return out
 
 
 class KeepBest(keras.callbacks.Callback):
