@@ -20,7 +20,7 @@ from keras import ops
 
 from segsweep.backend import accelerator_settings
 from segsweep.config import Config
-from segsweep.data.pipeline import PatchBatches, train_dataset
+from segsweep.data.pipeline import patch_dataset, train_dataset
 from segsweep.model.losses import get_loss
 from segsweep.model.unetpp import build_unetpp, float32_model, inference_model
 from segsweep.trial.validation import History, KeepBest, ValidationMetrics
@@ -130,12 +130,12 @@ def make_optimizer(params: dict[str, Any], *, total_steps: int) -> keras.optimiz
 def _batches(split: Split, cfg: Config, *, seed: int, steps: int) -> tuple[Any, int | None]:
     """The training input and the ``steps_per_epoch`` Keras is given (None: one pass).
 
-    With patches every batch is a fresh draw of random patches, so an epoch is ``steps``
-    batches by definition; ``train.steps_per_epoch`` 0 then means as many steps as one pass of
-    the whole images would take (ceil(images / batch)), so patch and whole-image training of
-    one study take the same number of updates."""
+    With patches every batch is a fresh draw of random patches, endlessly, so an epoch is
+    ``steps`` batches by definition; ``train.steps_per_epoch`` 0 then means as many steps as one
+    pass of the whole images would take (ceil(images / batch)), so patch and whole-image
+    training of one study take the same number of updates."""
     if cfg.data.patch_size:
-        patches = PatchBatches(
+        patches = patch_dataset(
             split.train_x,
             split.train_y,
             split.train_sizes,
@@ -146,7 +146,7 @@ def _batches(split: Split, cfg: Config, *, seed: int, steps: int) -> tuple[Any, 
             seed=seed,
             lesion_oversample=split.lesion_oversample,
         )
-        return patches, None
+        return patches, steps
     data = train_dataset(
         split.train_x,
         split.train_y,
