@@ -184,6 +184,9 @@ def fit(
 
     ``on_validation`` receives the validation callback, whose ``last_prob`` holds the latest
     predictions of the whole validation set (for overlays drawn without predicting again).
+
+    With ``data.patch_size`` the network takes patches of that size, trains on random patches
+    of the images at their own resolution, and is validated on whole images by windows.
     """
     keras.utils.set_random_seed(seed)
     accel = accelerator_settings(cfg)
