@@ -107,9 +107,10 @@ def render(plan: Plan, left_out: dict[str, str], cfg: Config) -> str:
     lines.append("plan:")
     for key, d in plan.decisions.items():
         mark = " (yours)" if d.source == "yours" else ""
-        later = " (not a setting of this segsweep yet)" if key in left_out else ""
-        lines.append(f"  {key} = {shown(d.value)}{mark}{later}")
+        lines.append(f"  {key} = {shown(d.value)}{mark}")
         lines.append(f"      {d.reason}")
+        if key in left_out:  # the setting keeps its value: this data does not use it
+            lines.append(f"      not applied: {left_out[key]}")
     if plan.fingerprint.volumes is not None:
         lines.append(f"  search.objective = {cfg.search.objective} (not planned)")
         lines.append("      volumes are scored per case, as study create sets them up")

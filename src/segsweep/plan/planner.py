@@ -152,12 +152,14 @@ def make_plan(
 
 def apply_plan(cfg: Config, plan: Plan) -> tuple[Config, dict[str, str]]:
     """``cfg`` with every planned value it can hold, and the ones it cannot (a setting or a
-    value this segsweep lacks, such as patch training before it lands), each with why."""
+    value this segsweep lacks, or one that does nothing on this data), each with why."""
     left_out: dict[str, str] = {}
+    patches = bool(plan.decisions["data.patch_size"].value)
     for key, decision in plan.decisions.items():
         if decision.source != "plan":
             continue  # the user's value is in cfg already
-        if plan.fingerprint.volumes is None and (why := _volumes_only(key, decision.value)):
+        pictures = plan.fingerprint.volumes is None
+        if pictures and (why := _unused_on_pictures(key, decision.value, patches=patches)):
             left_out[key] = why
             continue
         try:
@@ -167,13 +169,16 @@ def apply_plan(cfg: Config, plan: Plan) -> tuple[Config, dict[str, str]]:
     return cfg, left_out
 
 
-def _volumes_only(key: str, value: Any) -> str | None:
-    """Why a planned value, which the settings accept for NIfTI volumes, does nothing on the 2D
-    pictures the plan reads (so the settings keep theirs), or None."""
+def _unused_on_pictures(key: str, value: Any, *, patches: bool) -> str | None:
+    """Why a planned value, which the settings accept for NIfTI volumes or patches, does
+    nothing on the 2D pictures the plan reads (so the settings keep theirs), or None."""
     if key == "data.intensity" and value not in PICTURE_INTENSITIES:
         return f"2D pictures load with {' or '.join(map(repr, PICTURE_INTENSITIES))} only"
-    if key == "data.lesion_oversample":
-        return "2D pictures are drawn uniformly; data.lesion_oversample applies to volumes"
+    if key == "data.lesion_oversample" and not patches:
+        return (
+            "whole 2D pictures are drawn uniformly; data.lesion_oversample applies to patches "
+            "and volumes"
+        )
     return None
 
 
