@@ -76,7 +76,8 @@ class _EpochClock:
 def measure(sizes: Sizes, workdir: Path, repeats: int = 5) -> dict:
     from segsweep.config import Config
     from segsweep.data.io import load_dataset
-    from segsweep.trial.train import Split, build_model, fit, predict_padded
+    from segsweep.trial.train import Split, build_model, fit
+    from segsweep.trial.validation import predict_set
 
     size, epochs = (64, 4) if sizes.name == "full" else (32, 2)
     folder = NUCLEI if NUCLEI.is_dir() else phantom(workdir, n=40, size=64)
@@ -87,10 +88,11 @@ def measure(sizes: Sizes, workdir: Path, repeats: int = 5) -> dict:
         **{"data.image_size": size, "train.epochs": epochs, "train.batch_size": 16}
     )
     untrained = build_model(PARAMS, in_channels=ds.channels, image_size=size)
-    noisy = predict_padded(untrained, split.val_x, batch_size=32)
+    whole = dict(sizes=None, window=0, batch_size=32)
+    noisy = predict_set(untrained.predict_on_batch, split.val_x, **whole)[..., None]
     clock = _EpochClock()
     result = fit(PARAMS, split, cfg, seed=0, callbacks=[clock.callback])
-    trained = predict_padded(result.net, split.val_x, batch_size=32)
+    trained = predict_set(result.net.predict_on_batch, split.val_x, **whole)[..., None]
     lesions_per_image = float(np.mean([_count(m) for m in split.val_y]))
     return {
         "data": folder.name,

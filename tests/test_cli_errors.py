@@ -96,6 +96,15 @@ def test_create_with_an_unknown_resize_names_the_choices(workdir, phantoms):
     assert not (workdir / "studies").exists()
 
 
+def test_create_refuses_a_patch_size_the_depth_cannot_halve(workdir, phantoms):
+    args = ["study", "create", "s1", "--data", phantoms, "--no-plan", "--set"]
+    result = run(*args, "data.patch_size=20", "--set", "space.depth=[2, 3]")
+    assert_user_error(result, "data.patch_size = 20", "2**depth = 8", "16 or 24")
+    assert not (workdir / "studies").exists()
+    result = run(*args, "data.patch_size=-16")
+    assert_user_error(result, "'data.patch_size'", "an int in [0, 4096]", "-16")
+
+
 def test_create_with_a_malformed_set(workdir, phantoms):
     result = run("study", "create", "s1", "--data", phantoms, "--set", "data.image_size")
     assert_user_error(result, "KEY=VALUE")

@@ -171,26 +171,38 @@ def test_on_a_gpu_the_batch_is_measured_once_and_cached(tmp_path: Path, monkeypa
     assert "Fake H200" in cache.read_text()
 
 
-def test_volumes_keep_their_defaults_and_plan_refuses_them(tmp_path: Path, monkeypatch) -> None:
-    """The fingerprint reads 2D pictures: a volume folder is not planned (issue 17's defaults
-    stand), and `plan --data` says so in one line."""
+def test_volume_studies_are_planned_unless_told_not_to(tmp_path: Path, monkeypatch) -> None:
+    """`plan` and `study create` plan volumes from their slices (issue 20), with the reasons in
+    the TOML and --set winning; --no-plan keeps issue 17's volume defaults."""
     from volumes import write_nnunet
 
     from segsweep.config import load_config
 
     root = write_nnunet(tmp_path / "d", n=4)
     monkeypatch.chdir(tmp_path)
-    result = run("study", "create", "v", "--data", root, "--set", "data.image_size=32")
+    text = run("plan", "--data", root)
+    assert text.exit_code == 0, text.output
+    assert "4 cases (nnunet layout), 24x24x8 voxels of 0.8x0.8x2.5 mm" in text.output
+    assert "32 along voxel axis 2, 24x24 px, 0.8x0.8 mm pixels, 2.5 mm apart" in text.output
+    assert "search.objective = val_case_dsc (not planned)" in text.output
+    result = run("study", "create", "v", "--data", root, "--set", "data.image_size=16")
     assert result.exit_code == 0, result.output
-    assert "volumes are not planned yet" in result.output
+    assert "planned from the data" in result.output
     toml = (tmp_path / "studies" / "v.toml").read_text()
-    assert "# planned" not in toml
+    assert re.search(r"# yours: set with --set \(the plan: 32, as .*\)\nimage_size = 16\n", toml)
+    assert re.search(r"# planned: .*training slices.*\nsteps_per_epoch = \d+\n", toml)
+    assert re.search(r"# planned: .*are each z-scored over their.*\nintensity = \"zscore\"\n", toml)
+    assert re.search(
+        r"# planned: 62% of the slices hold no lesion.*\nlesion_oversample = 0.33", toml
+    )
     cfg = load_config(tmp_path / "studies" / "v.toml")
+    assert cfg.search.objective == "val_case_dsc" and cfg.train.steps_per_epoch >= 50
+    result = run("study", "create", "w", "--data", root, "--no-plan")
+    assert result.exit_code == 0, result.output
+    assert "# planned" not in (tmp_path / "studies" / "w.toml").read_text()
+    cfg = load_config(tmp_path / "studies" / "w.toml")
     assert cfg.data.intensity == "zscore" and cfg.train.steps_per_epoch == 0
-    result = run("plan", "--data", root)
-    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-    [line] = [x for x in result.output.splitlines() if x.startswith("Error:")]
-    assert str(root) in line and "NIfTI volumes" in line
+    assert cfg.search.objective == "val_case_dsc" and cfg.data.image_size == 128
 
 
 def test_on_pictures_a_volume_intensity_is_named_but_not_set(mri: Path, tmp_path, monkeypatch):

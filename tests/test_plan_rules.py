@@ -339,6 +339,23 @@ def test_the_plan_lands_in_the_settings_it_can_hold() -> None:
         assert key not in all_keys() or key in ("data.intensity", "data.lesion_oversample"), key
 
 
+def test_planned_patches_land_in_the_settings_with_their_lesion_oversampling() -> None:
+    plan = make_plan(fp((2048, 2048), lesion=(6, 6)), Config(), ROOMY)
+    patch = plan.decisions["data.patch_size"]
+    cfg, left_out = apply_plan(Config(), plan)
+    assert cfg.data.patch_size == patch.value > 0 and "native resolution" in patch.reason
+    assert cfg.data.patch_size % 2 ** max(cfg.space.depth) == 0  # doctor would refuse it else
+    assert cfg.data.lesion_oversample == 0.33 and "data.lesion_oversample" not in left_out
+    assert "centred on a lesion pixel" in plan.note("data.lesion_oversample")
+
+
+def test_whole_pictures_plan_no_patches_and_leave_oversampling_out() -> None:
+    plan = make_plan(fp((128, 128), lesion_free=0.8), Config(), ROOMY)
+    cfg, left_out = apply_plan(Config().replace(**{"data.patch_size": 32}), plan)
+    assert cfg.data.patch_size == 0 and "whole images" in plan.note("data.patch_size")
+    assert "drawn uniformly" in left_out["data.lesion_oversample"]
+
+
 def test_the_real_try_batch_times_a_training_step(monkeypatch) -> None:
     """The ladder's step on this process's device (the CPU here): a tiny network, batch 2."""
     import os

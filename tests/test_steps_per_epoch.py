@@ -1,6 +1,6 @@
 """``train.steps_per_epoch``: an epoch of a fixed number of steps instead of one pass, on the
 tf.data pipeline (TensorFlow) and the PyDataset one (JAX), each in its own process because Keras
-picks its backend at import."""
+picks its backend at import; whole images and native-resolution patches (``data.patch_size``)."""
 
 from __future__ import annotations
 
@@ -39,13 +39,14 @@ class Count(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.per_epoch[-1] += 1
 
-for steps in (0, 5):
+# whole images; 8 px patches drawn endlessly, steps 0 meaning one pass's worth of batches
+for patch, steps in ((0, 0), (0, 5), (8, 0)):
     count = Count()
-    cfg = base.replace(**{"train.steps_per_epoch": steps})
+    cfg = base.replace(**{"train.steps_per_epoch": steps, "data.patch_size": patch})
     result = fit(params, split, cfg, seed=0, callbacks=[count])
-    print(steps, "steps", *count.per_epoch)
-    print(steps, "epochs", len(result.history["loss"]))
-    print(steps, "lr", *result.history["lr"])
+    print(f"{patch}/{steps}", "steps", *count.per_epoch)
+    print(f"{patch}/{steps}", "epochs", len(result.history["loss"]))
+    print(f"{patch}/{steps}", "lr", *result.history["lr"])
 """
 
 
@@ -62,11 +63,12 @@ def test_an_epoch_runs_the_set_number_of_steps(backend: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = {tuple(line.split()[:2]): line.split()[2:] for line in proc.stdout.splitlines()}
-    for steps, expected in ((0, 2), (5, 5)):  # 0: one pass of 8 images at batch 4
+    # 0: one pass of 8 images at batch 4, or as many batches of patches
+    for run, expected in (("0/0", 2), ("0/5", 5), ("8/0", 2)):
         # both epochs ran in full: the pipeline did not run dry after one pass
-        assert lines[(str(steps), "steps")] == [str(expected)] * 2, proc.stdout
-        assert lines[(str(steps), "epochs")] == ["2"]
+        assert lines[(run, "steps")] == [str(expected)] * 2, proc.stdout
+        assert lines[(run, "epochs")] == ["2"]
         # the poly decay's horizon is every step of the trial: halfway after the first epoch
-        first, last = map(float, lines[(str(steps), "lr")])
+        first, last = map(float, lines[(run, "lr")])
         assert first == pytest.approx(1e-3 * 0.5**0.9, rel=1e-4), proc.stdout
         assert last == pytest.approx(0.0)

@@ -28,7 +28,7 @@ pytestmark = [
     pytest.mark.skipif(not BRATS.is_dir(), reason="shared BraTS volumes not present"),
 ]
 
-# --no-plan: the study is sized here by hand (segsweep plan reads 2D pictures only so far)
+# --no-plan: the study is sized here by hand (the plan would size it for a 30-minute trial)
 SMALL = [
     "--no-plan",
     *("--set", "data.image_size=32", "--set", "train.batch_size=32"),

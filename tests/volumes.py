@@ -96,3 +96,29 @@ def write_pairs(root: Path, n: int = 4) -> Path:
         _save(image, root / "images" / f"case_{i:03d}.nii.gz")
         _save(label, root / "masks" / f"case_{i:03d}.nii.gz")
     return root
+
+
+def write_arrays(
+    root: Path,
+    cases: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    spacing: tuple[float, float, float] = SPACING,
+    names: tuple[str, ...] = ("mod0",),
+) -> Path:
+    """nnU-Net v2 raw layout from arrays: ``cases`` maps a case to (image (X, Y, Z[, C]),
+    label (X, Y, Z)); ``names`` are dataset.json's channel names."""
+    doc = {
+        "channel_names": {str(c): name for c, name in enumerate(names)},
+        "labels": {"background": 0, "lesion": 1},
+        "numTraining": len(cases),
+        "file_ending": ".nii.gz",
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "dataset.json").write_text(json.dumps(doc))
+    for case, (image, label) in cases.items():
+        planes = image if image.ndim == 4 else image[..., None]
+        for c in range(planes.shape[-1]):
+            path = root / "imagesTr" / f"{case}_{c:04d}.nii.gz"
+            _save(planes[..., c].astype(np.float32), path, spacing)
+        _save(label.astype(np.uint8), root / "labelsTr" / f"{case}.nii.gz", spacing)
+    return root

@@ -9,8 +9,12 @@ from scipy.ndimage import uniform_filter
 
 from segsweep.data.patches import (
     PatchSampler,
+    canvas,
     crop,
+    fixed_batches,
     gaussian_weights,
+    predict_images,
+    regions,
     sliding_window_predict,
     tiles_needed,
     window_starts,
@@ -107,6 +111,54 @@ def test_blending_weighs_each_window_by_its_gaussian() -> None:
         said = [(x - s, axis[x - s]) for s in (0, 16) if 0 <= x - s < 32]
         expected = sum(v * wt for v, wt in said) / sum(wt for _, wt in said)
         assert out[10, x] == pytest.approx(expected, rel=1e-5), x
+
+
+# ---- the one prediction path: whole images or windows ----------------------------------------
+
+
+def test_predict_images_batches_windows_across_images_of_different_sizes() -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.random((*shape, 1), dtype=np.float32) for shape in ((40, 56), (12, 20), (64, 64))]
+    calls = []
+
+    def window_by_window(batch: np.ndarray) -> np.ndarray:  # each window on its own
+        smoothed = uniform_filter(batch[..., 0], size=(1, 5, 5), mode="constant")
+        return 1 / (1 + np.exp(-(smoothed - 0.4)))
+
+    def recorded(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return window_by_window(batch)
+
+    out = predict_images(recorded, images, window=32, batch_size=4)
+    assert [o.shape for o in out] == [(40, 56), (12, 20), (64, 64)]
+    total = sum(tiles_needed(*i.shape[:2], 32) for i in images)
+    assert sum(calls) == total and calls == [4] * (total // 4) + [total % 4] * (total % 4 > 0)
+    for image, got in zip(images, out, strict=True):  # the same as each image on its own
+        alone = sliding_window_predict(image, window_by_window, window=32)
+        np.testing.assert_allclose(got, alone, rtol=1e-6)
+
+
+def test_predict_images_without_a_window_predicts_whole_squares() -> None:
+    images = np.random.default_rng(1).random((5, 16, 16, 1), dtype=np.float32)
+    out = predict_images(lambda b: nonlinear(b)[..., None], images, window=0, batch_size=2)
+    np.testing.assert_allclose(np.stack(out), np.concatenate([nonlinear(images[:2]),
+                               nonlinear(images[2:4]), nonlinear(images[4:])]))  # fmt: skip
+
+
+def test_fixed_batches_pad_a_short_batch_and_drop_the_padding() -> None:
+    seen = []
+    padded = fixed_batches(lambda b: seen.append(b.shape) or b * 2, 4)
+    out = padded(np.ones((3, 2, 2, 1), np.float32))
+    assert seen == [(4, 2, 2, 1)] and out.shape == (3, 2, 2, 1) and (out == 2).all()
+
+
+def test_a_canvas_holds_images_of_different_sizes_in_their_corners() -> None:
+    a, b = coordinates(30, 20), coordinates(10, 40, 100)
+    stacked = canvas([a, b])
+    assert stacked.shape == (2, 30, 40, 1) and stacked[0, :, 20:].max() == 0
+    mine = regions(stacked, [(30, 20), (10, 40)])
+    assert np.array_equal(mine[0], a) and np.array_equal(mine[1], b)
+    assert canvas([a, a]).shape == (2, 30, 20, 1) and len(regions(stacked, None)) == 2
 
 
 # ---- random patches --------------------------------------------------------------------------

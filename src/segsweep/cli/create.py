@@ -127,13 +127,8 @@ def study_create(
 
 
 def _planned(cfg: Any, *, given: dict[str, Any]) -> tuple[Any, dict[str, str] | None]:
-    """The settings `segsweep plan` derives from 2D pictures, with their reasons as notes.
-    Volumes keep issue 17's defaults: the fingerprint reads image/mask pictures only so far."""
-    from segsweep.data.volumes import is_volume_dir
-
-    if is_volume_dir(cfg.data.dir):
-        click.echo("plan: volumes are not planned yet; today's volume defaults (or --set) apply")
-        return cfg, None
+    """The settings `segsweep plan` derives from the data (2D pictures, or the slices of
+    volumes), with their reasons as notes."""
     from segsweep.cli.plan import planned
 
     return planned(cfg, given=given)

@@ -39,6 +39,14 @@ class DataSettings:
         is_str,
     )
     image_size: int = setting(128, "square size images and masks are resized to", int_in(8, 4096))
+    patch_size: int = setting(
+        0,
+        "0 = whole images, resized to image_size; > 0 = images kept at their own resolution, "
+        "trained on random patch_size x patch_size patches (data.lesion_oversample of each "
+        "batch centred on lesion) and predicted by overlapping windows blended with Gaussian "
+        "weights; a multiple of 2**depth",
+        int_in(0, 4096),
+    )
     resize: str = setting(
         "stretch",
         '"stretch": each side to image_size (non-square images are distorted); "pad": the long '
@@ -90,8 +98,9 @@ class DataSettings:
     )
     lesion_oversample: float = setting(
         0.33,
-        "volumes: the least share of each training batch drawn from slices with lesion "
-        "(nnU-Net's 0.33); 2D data are drawn uniformly",
+        "patches: the share of each training batch centred on a lesion pixel; volumes (whole "
+        "slices): the least share drawn from slices with lesion (nnU-Net's 0.33); whole 2D "
+        "images are drawn uniformly",
         float_in(0, 1),
     )
     ct_window: tuple = setting(
@@ -105,3 +114,9 @@ class DataSettings:
         "input channels: 0 = auto (3 if any image has colour), 1, 3",
         lambda v: None if v in (0, 1, 3) and not isinstance(v, bool) else "0, 1 or 3",
     )
+
+    @property
+    def prepared_size(self) -> int | None:
+        """The square every image is prepared at for the model, or None: each at its own size
+        (patch training predicts any size by windows)."""
+        return None if self.patch_size else self.image_size

@@ -10,7 +10,9 @@
 - :mod:`segsweep.data.geometry` maps a prediction on the model's square back to an image's own
   size, for ``predict``, the champion and the test score alike.
 - :mod:`segsweep.data.pipeline` feeds training batches with joint image/mask augmentation
-  (Keras preprocessing layers).
+  (Keras preprocessing layers), whole images or native-resolution patches.
+- :mod:`segsweep.data.patches` samples those patches and predicts whole images, or images by
+  overlapping windows (:func:`~segsweep.data.patches.predict_images`, the one prediction path).
 
 May import: ``errors``, ``config``.
 

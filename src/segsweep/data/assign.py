@@ -36,6 +36,7 @@ __all__ = [
     "changed_files",
     "file_digests",
     "fold_of",
+    "split_stems",
     "volume_test_cases",
 ]
 
@@ -130,7 +131,41 @@ def assign(
         pool = _image_pool(Path(data_dir), test_dir, mask_threshold, group_pattern)
     if pool.overlaps and not allow_overlap:
         raise leak_error(pool.overlaps)
-    stems, has_lesion, test = pool.stems, pool.has_lesion, pool.test
+    train, val, test = split_stems(
+        pool.stems,
+        pool.has_lesion,
+        test=pool.test,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        group_pattern=group_pattern,
+        where=str(data_dir),
+    )
+    return Assignment(
+        train=train,
+        val=val,
+        test=test,
+        test_dir=str(test_dir),
+        digests=pool.digests,
+        overlaps=tuple(pool.overlaps),
+    )
+
+
+def split_stems(
+    stems: list[str],
+    has_lesion: np.ndarray,
+    *,
+    test: list[str],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    group_pattern: str,
+    where: str,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(train, val, test) stems: ``test`` when a separate test set is given, else
+    ``test_fraction`` of ``stems`` drawn first; then ``val_fraction`` of all from the rest. A
+    pure function of its arguments, so the planner counts the training slices a study will
+    have without reading the files again."""
     rest = np.arange(len(stems))
     if not test and test_fraction > 0:
         _check_fractions(val_fraction, test_fraction)
@@ -140,7 +175,7 @@ def assign(
         test = [stems[i] for i in test_idx]
         val_fraction = val_fraction / (1 - test_fraction)
     if len(rest) < 2:
-        raise DataError(f"after the test set, {len(rest)} image is left in {data_dir}; need 2+")
+        raise DataError(f"after the test set, {len(rest)} image is left in {where}; need 2+")
     train_idx, val_idx = split_indices(
         [stems[i] for i in rest],
         has_lesion[rest],
@@ -148,13 +183,10 @@ def assign(
         seed=seed,
         group_pattern=group_pattern,
     )
-    return Assignment(
-        train=tuple(stems[rest[i]] for i in train_idx),
-        val=tuple(stems[rest[i]] for i in val_idx),
-        test=tuple(test),
-        test_dir=str(test_dir),
-        digests=pool.digests,
-        overlaps=tuple(pool.overlaps),
+    return (
+        tuple(stems[rest[i]] for i in train_idx),
+        tuple(stems[rest[i]] for i in val_idx),
+        tuple(test),
     )
 
 

@@ -18,14 +18,18 @@ __all__ = ["area_scale", "to_original"]
 def to_original(
     prob: np.ndarray, size: tuple[int, int], *, resize: str, threshold: float
 ) -> np.ndarray:
-    """A square (S, S) probability map -> the {0, 255} mask of an image of ``size`` (H, W)."""
+    """A square (S, S) probability map -> the {0, 255} mask of an image of ``size`` (H, W); one
+    predicted at the image's own size (by windows) is only thresholded."""
+    if prob.shape == tuple(size):
+        return np.where(prob > threshold, 255, 0).astype(np.uint8)
     top, left, h, w = content_box(*size, prob.shape[0], resize)
     inside = prob[top : top + h, left : left + w]
     return np.where(resize_plane(inside, *size) > threshold, 255, 0).astype(np.uint8)
 
 
-def area_scale(size: tuple[int, int], image_size: int, resize: str) -> float:
-    """How many of an image's own pixels one model pixel covers (an area ratio).
+def area_scale(size: tuple[int, int], image_size: int | None, resize: str) -> float:
+    """How many of an image's own pixels one model pixel covers (an area ratio; 1 at the
+    image's own size, ``image_size`` None).
 
     >>> area_scale((64, 64), 32, "stretch")
     4.0

@@ -8,6 +8,10 @@ with zeros (its mask with background). Prediction (MONAI's ``sliding_window_infe
 nnU-Net's ``predict_sliding_window``): windows a half-window apart, the last flush with the
 image's edge, each window's prediction weighted by a Gaussian of sigma = window / 8 centred
 on it, so every pixel takes most from the windows that see it near their centre.
+
+:func:`predict_images` is the one way segsweep predicts images, whole or by windows: training's
+validation, finalize, ``predict`` and the champion all call it with their model's batch
+prediction. Native-resolution images of different sizes are held in one :func:`canvas`.
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ import numpy as np
 
 __all__ = [
     "PatchSampler",
+    "canvas",
     "crop",
+    "fixed_batches",
     "gaussian_weights",
+    "predict_images",
+    "regions",
     "sliding_window_predict",
     "tiles_needed",
     "window_starts",
@@ -119,6 +127,69 @@ def window_starts(length: int, window: int, overlap: float = 0.5) -> list[int]:
     return [*starts, length - window]
 
 
+class _Blend:
+    """One image's windows and the Gaussian-weighted sum of their predictions so far."""
+
+    def __init__(self, image: np.ndarray, window: int, overlap: float) -> None:
+        h, w = image.shape[:2]
+        pad_h, pad_w = max(window - h, 0), max(window - w, 0)
+        self.top, self.left, self.size = pad_h // 2, pad_w // 2, (h, w)
+        extra = [(0, 0)] * (image.ndim - 2)
+        pads = ((self.top, pad_h - self.top), (self.left, pad_w - self.left), *extra)
+        self.padded = np.pad(image, pads)
+        ph, pw = self.padded.shape[:2]
+        self.corners = [
+            (r, c)
+            for r in window_starts(ph, window, overlap)
+            for c in window_starts(pw, window, overlap)
+        ]
+        self.window, self.total, self.weight_sum = window, None, np.zeros((ph, pw), np.float32)
+
+    def tile(self, r: int, c: int) -> np.ndarray:
+        return self.padded[r : r + self.window, c : c + self.window]
+
+    def add(self, r: int, c: int, prob: np.ndarray, weights: np.ndarray) -> None:
+        if self.total is None:
+            self.total = np.zeros((*self.weight_sum.shape, *prob.shape[2:]), np.float32)
+        win = self.window
+        self.total[r : r + win, c : c + win] += (
+            weights.reshape(win, win, *[1] * (prob.ndim - 2)) * prob
+        )
+        self.weight_sum[r : r + win, c : c + win] += weights
+
+    def result(self) -> np.ndarray:
+        denominator = self.weight_sum.reshape(*self.weight_sum.shape, *[1] * (self.total.ndim - 2))
+        h, w = self.size
+        return (self.total / denominator)[self.top : self.top + h, self.left : self.left + w]
+
+
+def _probabilities(predict: Predict, batch: np.ndarray) -> np.ndarray:
+    probs = np.asarray(predict(batch), dtype=np.float32)
+    return probs[..., 0] if probs.ndim == 4 and probs.shape[-1] == 1 else probs
+
+
+def _by_windows(
+    images: Sequence[np.ndarray],
+    predict: Predict,
+    *,
+    window: int,
+    batch_size: int,
+    overlap: float,
+    sigma_scale: float,
+) -> list[np.ndarray]:
+    """Every image's windows, ``batch_size`` at a time across images (a batch is not left
+    half empty at each image's end), each blended back into its own image."""
+    blends = [_Blend(image, window, overlap) for image in images]
+    jobs = [(b, r, c) for b in blends for r, c in b.corners]
+    weights = gaussian_weights(window, sigma_scale)
+    for first in range(0, len(jobs), batch_size):
+        chunk = jobs[first : first + batch_size]
+        probs = _probabilities(predict, np.stack([b.tile(r, c) for b, r, c in chunk]))
+        for (blend, r, c), prob in zip(chunk, probs, strict=True):
+            blend.add(r, c, prob, weights)
+    return [b.result() for b in blends]
+
+
 def sliding_window_predict(
     image: np.ndarray,
     predict: Predict,
@@ -134,33 +205,71 @@ def sliding_window_predict(
     An image smaller than the window is padded with zeros around it, and the padding is cropped
     off the result. Windows go to ``predict`` ``batch_size`` at a time.
     """
-    h, w = image.shape[:2]
-    pad_h, pad_w = max(window - h, 0), max(window - w, 0)
-    top, left = pad_h // 2, pad_w // 2
-    padded = np.pad(image, ((top, pad_h - top), (left, pad_w - left), *[(0, 0)] * (image.ndim - 2)))
-    ph, pw = padded.shape[:2]
-    corners = [
-        (r, c)
-        for r in window_starts(ph, window, overlap)
-        for c in window_starts(pw, window, overlap)
-    ]
-    weights = gaussian_weights(window, sigma_scale)
-    total = weight_sum = None
-    for first in range(0, len(corners), batch_size):
-        chunk = corners[first : first + batch_size]
-        tiles = np.stack([padded[r : r + window, c : c + window] for r, c in chunk])
-        probs = np.asarray(predict(tiles), dtype=np.float32)
-        if probs.ndim == 4 and probs.shape[-1] == 1:
-            probs = probs[..., 0]
-        if total is None:
-            total = np.zeros((ph, pw, *probs.shape[3:]), np.float32)
-            weight_sum = np.zeros((ph, pw), np.float32)
-        for (r, c), prob in zip(chunk, probs, strict=True):
-            w_tile = weights.reshape(window, window, *[1] * (prob.ndim - 2))
-            total[r : r + window, c : c + window] += w_tile * prob
-            weight_sum[r : r + window, c : c + window] += weights
-    denominator = weight_sum.reshape(ph, pw, *[1] * (total.ndim - 2))
-    return (total / denominator)[top : top + h, left : left + w]
+    return _by_windows(
+        [image],
+        predict,
+        window=window,
+        batch_size=batch_size,
+        overlap=overlap,
+        sigma_scale=sigma_scale,
+    )[0]
+
+
+def predict_images(
+    predict: Predict, images: Sequence[np.ndarray], *, window: int, batch_size: int
+) -> list[np.ndarray]:
+    """The lesion probability of each prepared (H, W, C) image, as (H, W): the one way a model
+    predicts images, in training's validation, finalize, ``predict`` and the champion.
+
+    ``window`` 0: the images are the model's squares and go to ``predict`` whole,
+    ``batch_size`` at a time. ``window`` > 0 (``data.patch_size``): each image, at its own size,
+    by overlapping windows a half-window apart blended with Gaussian weights of sigma =
+    window / 8 (:func:`sliding_window_predict`), windows of all images batched together.
+    """
+    if window:
+        return _by_windows(
+            images, predict, window=window, batch_size=batch_size, overlap=0.5, sigma_scale=1 / 8
+        )
+    out: list[np.ndarray] = []
+    for first in range(0, len(images), batch_size):
+        out.extend(_probabilities(predict, np.stack(images[first : first + batch_size])))
+    return out
+
+
+def fixed_batches(predict: Predict, batch_size: int) -> Predict:
+    """``predict`` fed batches of exactly ``batch_size``, a short one padded with zeros and
+    its padding dropped: one compiled graph serves every call (a Keras model traces another
+    for each new batch shape)."""
+
+    def padded(batch: np.ndarray) -> np.ndarray:
+        n = len(batch)
+        if n >= batch_size:
+            return predict(batch)
+        filler = np.zeros((batch_size - n, *batch.shape[1:]), batch.dtype)
+        return np.asarray(predict(np.concatenate([batch, filler])))[:n]
+
+    return padded
+
+
+def canvas(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """(H, W, ...) arrays of possibly different sizes stacked as (N, max H, max W, ...), each
+    in the top-left corner, zeros around it: native-resolution images kept in one array (its
+    own region is ``array[:h, :w]``)."""
+    if len({a.shape for a in arrays}) == 1:
+        return np.stack(arrays)
+    h = max(a.shape[0] for a in arrays)
+    w = max(a.shape[1] for a in arrays)
+    out = np.zeros((len(arrays), h, w, *arrays[0].shape[2:]), arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[i, : a.shape[0], : a.shape[1]] = a
+    return out
+
+
+def regions(stacked: np.ndarray, sizes: Sequence[tuple[int, int]] | None) -> list[np.ndarray]:
+    """Each image's own (h, w) region of a :func:`canvas` (views); all of each without sizes."""
+    if sizes is None:
+        return list(stacked)
+    return [a[:h, :w] for a, (h, w) in zip(stacked, sizes, strict=True)]
 
 
 def tiles_needed(height: int, width: int, window: int, overlap: float = 0.5) -> int:

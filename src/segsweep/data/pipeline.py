@@ -11,6 +11,11 @@ that calls the same layers on image and mask stacked as channels of one tensor, 
 thresholded back to {0, 1} at 0.5 (as nearest would keep it, up to boundary pixels): in Keras
 3.15 the dictionary form rotates masks differently from images on torch. Both reshuffle every
 epoch.
+
+With ``data.patch_size`` the images are at their own resolution and every batch is drawn anew by
+:class:`~segsweep.data.patches.PatchSampler` (random patches, a share centred on lesion), then
+augmented the same way, endlessly (:func:`patch_dataset`): on TensorFlow a ``tf.data`` generator
+whose augmentation runs in parallel with training, elsewhere :class:`PatchBatches`.
 """
 
 from __future__ import annotations
@@ -22,8 +27,17 @@ import keras
 import numpy as np
 
 from segsweep.config import AugmentSettings
+from segsweep.data.patches import PatchSampler, regions
 
-__all__ = ["JointBatches", "augmenter", "epoch_order", "tf_dataset", "train_dataset"]
+__all__ = [
+    "JointBatches",
+    "PatchBatches",
+    "augmenter",
+    "epoch_order",
+    "patch_dataset",
+    "tf_dataset",
+    "train_dataset",
+]
 
 
 def epoch_order(
@@ -103,8 +117,13 @@ def tf_dataset(
     else:
         ds = tf.data.Dataset.from_tensor_slices((images, masks.astype(np.float32)))
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    pipe = augmenter(augment, seed=seed)
+    return _tf_augmented(ds.batch(batch_size), augmenter(augment, seed=seed))
+
+
+def _tf_augmented(ds: Any, pipe: keras.layers.Pipeline | None) -> Any:
+    """Batches of ``ds`` jointly augmented in parallel, prefetched."""
+    import tensorflow as tf
+
     if pipe is not None:
 
         def joint(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -171,13 +190,81 @@ class JointBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        x, y = self.images[rows], self.masks[rows]
-        if self.pipe is None:
-            return x, y
-        channels = x.shape[-1]
-        both = self.pipe(np.concatenate([x, y], axis=-1), training=True)
-        both = keras.ops.convert_to_numpy(both)
-        return both[..., :channels], (both[..., channels:] > 0.5).astype(np.float32)
+        return _joint(self.pipe, self.images[rows], self.masks[rows])
 
     def on_epoch_end(self) -> None:
         self.order = self._draw()
+
+
+def _joint(pipe: keras.layers.Pipeline | None, x: np.ndarray, y: np.ndarray) -> tuple:
+    """Image and float mask augmented by one draw, as channels of one tensor; the mask
+    thresholded back to {0, 1}."""
+    if pipe is None:
+        return x, y
+    channels = x.shape[-1]
+    both = keras.ops.convert_to_numpy(pipe(np.concatenate([x, y], axis=-1), training=True))
+    return both[..., :channels], (both[..., channels:] > 0.5).astype(np.float32)
+
+
+def patch_dataset(
+    images: np.ndarray,
+    masks: np.ndarray,
+    sizes: tuple | None,
+    *,
+    patch_size: int,
+    batch_size: int,
+    steps: int,
+    augment: AugmentSettings,
+    seed: int,
+    lesion_oversample: float,
+) -> Any:
+    """Endless batches of random ``patch_size`` patches of images at their own resolution
+    (``sizes``: each image's region of the canvas; None: all of it), a share
+    ``lesion_oversample`` centred on a lesion pixel, jointly augmented; ``steps`` make an epoch
+    (the length Keras is given with a :class:`PatchBatches`)."""
+    sampler = PatchSampler(
+        regions(images, sizes),
+        [m[..., 0] for m in regions(masks, sizes)],
+        size=patch_size,
+        oversample=lesion_oversample,
+        seed=seed,
+    )
+    pipe = augmenter(augment, seed=seed)
+    if keras.config.backend() != "tensorflow":
+        return PatchBatches(sampler, batch_size=batch_size, steps=steps, pipe=pipe)
+    import tensorflow as tf
+
+    def draws():  # noqa: ANN202 - sampled in tf.data's thread while the model trains
+        while True:
+            x, y = sampler.batch(batch_size)
+            yield x.astype(np.float32), y[..., None].astype(np.float32)
+
+    shape = (batch_size, patch_size, patch_size)
+    spec = (
+        tf.TensorSpec((*shape, images.shape[-1]), tf.float32),
+        tf.TensorSpec((*shape, 1), tf.float32),
+    )
+    return _tf_augmented(tf.data.Dataset.from_generator(draws, output_signature=spec), pipe)
+
+
+class PatchBatches(keras.utils.PyDataset):
+    """:func:`patch_dataset` as a ``PyDataset`` (JAX, torch): ``steps`` batches an epoch, each a
+    fresh draw of ``sampler`` whatever its index, augmented as :class:`JointBatches` does."""
+
+    def __init__(
+        self,
+        sampler: PatchSampler,
+        *,
+        batch_size: int,
+        steps: int,
+        pipe: keras.layers.Pipeline | None,
+    ) -> None:
+        super().__init__()
+        self.sampler, self.batch_size, self.steps, self.pipe = sampler, batch_size, steps, pipe
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.sampler.batch(self.batch_size)
+        return _joint(self.pipe, x.astype(np.float32), y[..., None].astype(np.float32))

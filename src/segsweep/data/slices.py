@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from segsweep.data.io import Dataset, content_box, resize_plane
+from segsweep.data.patches import canvas
 from segsweep.data.split import SLICE_GROUP_PATTERN, case_ids
 from segsweep.data.volumes import (
     Volume,
@@ -129,9 +130,14 @@ def normalise(image: np.ndarray, rule: str, ct_window: tuple[float, ...] = ()) -
     return out
 
 
-def fit_plane(plane: np.ndarray, image_size: int, resize: str, *, nearest: bool) -> np.ndarray:
-    """One (H, W) slice into the model's square (bilinear, or nearest for masks); no clipping:
-    normalised intensities are not bounded."""
+def fit_plane(
+    plane: np.ndarray, image_size: int | None, resize: str, *, nearest: bool
+) -> np.ndarray:
+    """One (H, W) slice into the model's square (bilinear, or nearest for masks), or as it is
+    when ``image_size`` is None (patches); no clipping: normalised intensities are not
+    bounded."""
+    if image_size is None:
+        return plane if nearest else plane.astype(np.float32)
     top, left, h, w = content_box(*plane.shape, image_size, resize)
     out = np.zeros((image_size, image_size), plane.dtype if nearest else np.float32)
     out[top : top + h, left : left + w] = resize_plane(plane, h, w, nearest=nearest)
@@ -145,7 +151,7 @@ def _cut(array: np.ndarray, axis: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Settings:
-    image_size: int
+    image_size: int | None
     intensity: str
     slice_axis: str | int
     lesion_labels: tuple[int, ...]
@@ -175,7 +181,7 @@ def _slices(volume: Volume, s: _Settings, wanted: Collection[str] | None) -> tup
 def load_volume_dataset(
     data_dir: Path,
     *,
-    image_size: int,
+    image_size: int | None,
     intensity: str = "zscore",
     slice_axis: str | int = "auto",
     lesion_labels: Iterable[int] = (),
@@ -184,7 +190,8 @@ def load_volume_dataset(
     only: Collection[str] | None = None,
     cases: list[VolumeCase] | None = None,
 ) -> Dataset:
-    """Every slice of every case (or the slice stems ``only`` names) at ``image_size``."""
+    """Every slice of every case (or the slice stems ``only`` names) at ``image_size`` (None:
+    at its own size, cases of different planes on one canvas)."""
     settings = _Settings(
         image_size, intensity, slice_axis, tuple(lesion_labels), resize, tuple(ct_window)
     )
@@ -211,8 +218,8 @@ def load_volume_dataset(
         raise DataError(f"no lesion voxel in any of the {len(cases)} label volumes of {data_dir}")
     return Dataset(
         stems=tuple(stems),
-        images=np.stack(images).astype(np.float32),
-        masks=np.stack(masks).astype(np.uint8),
+        images=canvas(images).astype(np.float32),
+        masks=canvas(masks).astype(np.uint8),
         original_sizes=tuple(planes[c] for c in case_ids(stems, SLICE_GROUP_PATTERN)),
         lesion_fraction=np.array(fractions),
         manifest_hash=_manifest(cases),

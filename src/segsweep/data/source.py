@@ -35,7 +35,7 @@ def load_study_dataset(cfg: Config, *, only: Collection[str] | None = None) -> D
     if is_volume_dir(d.dir):
         return load_volume_dataset(
             Path(d.dir),
-            image_size=d.image_size,
+            image_size=d.prepared_size,
             intensity=d.intensity,
             slice_axis=d.slice_axis,
             lesion_labels=d.lesion_labels,
@@ -45,7 +45,7 @@ def load_study_dataset(cfg: Config, *, only: Collection[str] | None = None) -> D
         )
     return load_dataset(
         Path(d.dir),
-        image_size=d.image_size,
+        image_size=d.prepared_size,
         intensity=d.intensity,
         mask_threshold=d.mask_threshold,
         channels=d.channels,

@@ -63,6 +63,8 @@ def _shrunk_lesions(cfg: Config, samples: Sequence[Sample]) -> list[tuple]:
 
 
 def _small_lesions(cfg: Config, samples: Sequence[Sample]) -> list[Finding]:
+    if cfg.data.patch_size:  # patches keep the images' own resolution: nothing shrinks
+        return []
     shrunk = _shrunk_lesions(cfg, samples)
     if not shrunk:
         return []
@@ -83,7 +85,7 @@ def _small_lesions(cfg: Config, samples: Sequence[Sample]) -> list[Finding]:
 
 def _non_square(cfg: Config, samples: Sequence[Sample]) -> list[Finding]:
     odd = [s for s in samples if max(s.height, s.width) > 1.1 * min(s.height, s.width)]
-    if not odd or cfg.data.resize == "pad":
+    if not odd or cfg.data.resize == "pad" or cfg.data.patch_size:  # patches stretch nothing
         return []
     worst = max(odd, key=lambda s: max(s.height, s.width) / min(s.height, s.width))
     stretch = max(worst.height, worst.width) / min(worst.height, worst.width)

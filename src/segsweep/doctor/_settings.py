@@ -101,7 +101,10 @@ def dropout_finding(cfg: Config) -> list[Finding]:
 
 
 def image_size_errors(cfg: Config) -> list[Finding]:
-    size = cfg.data.image_size
+    """The model's input (data.patch_size with patches, else data.image_size) must halve
+    evenly at every depth the space allows."""
+    key = "patch_size" if cfg.data.patch_size else "image_size"
+    size = getattr(cfg.data, key)
     bad = sorted(d for d in cfg.space.depth if size % 2**d)
     if not bad:
         return []
@@ -110,9 +113,9 @@ def image_size_errors(cfg: Config) -> list[Finding]:
     return [
         Finding(
             "error",
-            "image_size",
-            f"data.image_size = {size} is not a multiple of 2**depth = {step} (space.depth allows "
-            f"{bad[-1]}): every trial of that depth fails to build; set data.image_size to "
+            key,
+            f"data.{key} = {size} is not a multiple of 2**depth = {step} (space.depth allows "
+            f"{bad[-1]}): every trial of that depth fails to build; set data.{key} to "
             + " or ".join(map(str, near)),
         )
     ]

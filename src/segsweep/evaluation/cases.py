@@ -42,7 +42,11 @@ class CaseIndex:
 
 
 def case_index(
-    stems: Sequence[str], volumes: Sequence[CaseGeometry], *, image_size: int, resize: str
+    stems: Sequence[str],
+    volumes: Sequence[CaseGeometry],
+    *,
+    image_size: int | None,
+    resize: str,
 ) -> CaseIndex:
     """Group slice ``stems`` by case; spacing of the stacked model-resolution volume."""
     geometry = {g.case: g for g in volumes}
@@ -92,13 +96,14 @@ def model_slices(
     volume: Volume,
     *,
     axis: int,
-    image_size: int,
+    image_size: int | None,
     resize: str,
     intensity: str,
     ct_window: tuple[float, ...],
 ) -> np.ndarray:
     """A volume's slices as the model sees them, ``(slices, S, S, C)``: normalised over the
-    volume, cut along ``axis``, each fitted to the model's square as in training."""
+    volume, cut along ``axis``, each fitted to the model's square as in training (at their own
+    size when ``image_size`` is None: patch training)."""
     image = np.moveaxis(normalise(volume.image, intensity, ct_window), axis, 0)
     return np.stack(
         [
@@ -136,7 +141,7 @@ def segment_volume(
     volume: Volume,
     *,
     axis: int,
-    image_size: int,
+    image_size: int | None,
     resize: str,
     intensity: str,
     ct_window: tuple[float, ...],

@@ -197,7 +197,7 @@ def _flops(params: dict, cfg: Config, channels: int) -> int:
         count_flops(
             depth=int(params["depth"]),
             base_filters=int(params["base_filters"]),
-            image_size=cfg.data.image_size,
+            image_size=cfg.data.patch_size or cfg.data.image_size,  # the network's input
             in_channels=channels,
         )
     )
@@ -256,6 +256,7 @@ def _conclude(
             study=cfg.study.name,
             slice_axis=cfg.data.slice_axis,
             ct_window=tuple(cfg.data.ct_window),
+            patch_size=cfg.data.patch_size,
         )
         model_uri, version = log_champion(
             parent, tracker.uri, models, settings, registered_name=study.study_name,

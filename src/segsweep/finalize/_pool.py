@@ -55,7 +55,8 @@ def load_pool(cfg: Config, stems: list[str], fold_map: dict[str, int]) -> Pool:
         return Pool(stems, truth, fold, ds.channels, scoring)
     from segsweep.evaluation.cases import case_index
 
-    cases = case_index(stems, ds.volumes, image_size=cfg.data.image_size, resize=ds.resize)
+    size = cfg.data.prepared_size
+    cases = case_index(stems, ds.volumes, image_size=size, resize=ds.resize)
     truth = [truth[rows] for rows in cases.rows]  # a case's slices share one fold
     fold = np.array([fold[rows[0]] for rows in cases.rows])
     scoring["spacing"] = list(cases.spacing)

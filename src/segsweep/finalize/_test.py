@@ -27,7 +27,7 @@ from segsweep.evaluation.sets import (
     objective_value,
     set_metrics,
 )
-from segsweep.finalize.champion import champion_mask, ensemble_probabilities
+from segsweep.finalize.champion import champion_mask, champion_probabilities
 
 __all__ = ["TestScore", "score_test"]
 
@@ -51,7 +51,7 @@ def _test_pairs(cfg: Config, assignment: Assignment) -> list:
 
 def _scale(size: tuple[int, int], cfg: Config) -> float:
     """How many of this image's pixels one model pixel covers, along a side."""
-    return float(np.sqrt(area_scale(size, cfg.data.image_size, cfg.data.resize)))
+    return float(np.sqrt(area_scale(size, cfg.data.prepared_size, cfg.data.resize)))
 
 
 def score_test(
@@ -69,26 +69,24 @@ def score_test(
 
         return TestScore(**score_test_volumes(cfg, assignment, champion, objective))
     s = champion.settings
-    truths, sizes, batches = [], [], []
+    truths, sizes, images = [], [], []
     pairs = _test_pairs(cfg, assignment)
     cases = study_case_ids(cfg.data, [p.stem for p in pairs])
     for pair in pairs:
         raw = read_image(pair.image)
         truths.append(read_mask(pair.mask, threshold=cfg.data.mask_threshold))
         sizes.append(raw.shape[:2])
-        batches.append(
+        images.append(
             prepare_image(
                 raw,
-                image_size=s.image_size,
+                image_size=s.prepared_size,
                 channels=s.channels,
                 intensity=s.intensity,
                 name=pair.image.name,
                 resize=s.resize,
             )
         )
-    x = np.stack(batches)
-    chunks = range(0, len(x), batch_size)
-    prob = np.concatenate([champion.probabilities(x[i : i + batch_size]) for i in chunks])
+    prob = champion_probabilities(champion.nets, images, s, batch_size=batch_size)
     masks = [champion_mask(p, size, s) for p, size in zip(prob, sizes, strict=True)]
     counts = _counts(cfg, truths, masks, sizes, cases)
     metrics = set_metrics(counts)
@@ -99,9 +97,7 @@ def score_test(
     plain_settings = type(s)(**plain)
 
     def value_of(nets: list) -> float:
-        p = np.concatenate(
-            [ensemble_probabilities(nets, x[i : i + batch_size], tta=False) for i in chunks]
-        )
+        p = champion_probabilities(nets, images, plain_settings, batch_size=batch_size)
         m = [champion_mask(q, size, plain_settings) for q, size in zip(p, sizes, strict=True)]
         return objective_value(_counts(cfg, truths, m, sizes, cases), objective)
 

@@ -27,7 +27,7 @@ from segsweep.evaluation.sets import (
     objective_value,
     set_metrics,
 )
-from segsweep.finalize.champion import champion_mask, ensemble_probabilities
+from segsweep.finalize.champion import champion_mask, champion_probabilities
 
 __all__ = ["score_test_volumes"]
 
@@ -54,7 +54,7 @@ def _slices(volume: Any, settings: Any) -> tuple[np.ndarray, int]:
     slices = model_slices(
         volume,
         axis=axis,
-        image_size=settings.image_size,
+        image_size=settings.prepared_size,
         resize=settings.resize,
         intensity=settings.intensity,
         ct_window=tuple(settings.ct_window),
@@ -84,9 +84,9 @@ def score_test_volumes(
     plain = replace(s, tta=False, min_component_px=0)
     variants = {
         "champion": (s, champion.probabilities),
-        "ensemble": (plain, lambda b: ensemble_probabilities(champion.nets, b, tta=False)),
+        "ensemble": (plain, lambda b: champion_probabilities(champion.nets, b, plain)),
         **{
-            f"fold{i}": (plain, lambda b, net=net: ensemble_probabilities([net], b, tta=False))
+            f"fold{i}": (plain, lambda b, net=net: champion_probabilities([net], b, plain))
             for i, net in enumerate(champion.nets)
         },
     }

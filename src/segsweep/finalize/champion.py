@@ -8,6 +8,11 @@ the lesion masks, uint8 ``(N, S, S)`` in {0, 1}: the fold models' probabilities 
 with test-time augmentation, averaged with the prediction of the horizontally flipped image,
 flipped back), thresholded, then predicted components smaller than ``min_component_px`` removed.
 
+A study trained on patches (``data.patch_size`` P) takes images at their own size instead,
+``(N, H, W, C)`` with any H and W, not resized, and predicts each by overlapping P x P windows
+blended with Gaussian weights (:func:`~segsweep.data.patches.predict_images`, as validation
+did); its masks are ``(N, H, W)``.
+
 Small components are removed where their size was chosen: at the model's resolution, on the
 thresholded probability, before any resizing (:func:`keep_components`). ``predict`` and the
 finalize test scoring resize what is left, so they never drop a component the served model keeps
@@ -32,12 +37,14 @@ import mlflow.pyfunc
 import numpy as np
 
 from segsweep.data.geometry import to_original
+from segsweep.data.patches import predict_images
 from segsweep.evaluation.sets import drop_small_components
 
 __all__ = [
     "Champion",
     "ChampionSettings",
     "champion_mask",
+    "champion_probabilities",
     "ensemble_probabilities",
     "keep_components",
     "log_champion",
@@ -57,6 +64,12 @@ class ChampionSettings:
     study: str
     slice_axis: str = "auto"  # volumes: how slices were cut (data.slice_axis)
     ct_window: tuple = ()  # volumes with intensity "ct": the study's window
+    patch_size: int = 0  # data.patch_size: > 0 predicts images at their own size by windows
+
+    @property
+    def prepared_size(self) -> int | None:
+        """The square images are prepared at, or None: each at its own size (patches)."""
+        return None if self.patch_size else self.image_size
 
 
 def ensemble_probabilities(nets: list[Any], batch: np.ndarray, *, tta: bool) -> np.ndarray:
@@ -69,6 +82,19 @@ def ensemble_probabilities(nets: list[Any], batch: np.ndarray, *, tta: bool) -> 
             prob = np.asarray(net.predict_on_batch(np.ascontiguousarray(view)))[..., 0]
             total += prob[:, :, ::-1] if i else prob
     return (total / (len(nets) * len(views))).astype(np.float32)
+
+
+def champion_probabilities(
+    nets: list[Any], images: Any, settings: ChampionSettings, *, batch_size: int = 16
+) -> list[np.ndarray]:
+    """Each prepared (H, W, C) image's lesion probability by the fold models averaged (with
+    flip TTA as ``settings.tta`` says): whole, or by windows of ``settings.patch_size``."""
+    return predict_images(
+        lambda b: ensemble_probabilities(nets, b, tta=settings.tta),
+        images,
+        window=settings.patch_size,
+        batch_size=batch_size,
+    )
 
 
 def keep_components(prob: np.ndarray, threshold: float, min_px: int) -> np.ndarray:
@@ -121,12 +147,18 @@ with contextlib.redirect_stderr(io.StringIO()):
             if batch.ndim == 3:
                 batch = batch[..., None]
             s = self.settings
-            if batch.ndim != 4 or batch.shape[1:] != (s.image_size, s.image_size, s.channels):
+            size = s.prepared_size
+            if (
+                batch.ndim != 4
+                or batch.shape[-1] != s.channels
+                or (size is not None and batch.shape[1:3] != (size, size))
+            ):
+                side = "H, W" if size is None else f"{size}, {size}"
                 raise ValueError(
-                    f"the champion takes float32 images of shape (N, {s.image_size}, "
-                    f"{s.image_size}, {s.channels}) in [0, 1]. Got {batch.shape} instead."
+                    f"the champion takes float32 images of shape (N, {side}, {s.channels}) in "
+                    f"[0, 1]. Got {batch.shape} instead."
                 )
-            return ensemble_probabilities(self.nets, batch, tta=s.tta)
+            return np.stack(champion_probabilities(self.nets, batch, s))
 
         def masks_from(self, prob: np.ndarray) -> np.ndarray:
             s = self.settings
@@ -150,7 +182,6 @@ def log_champion(
     """Log the champion to ``run_id``, register it as ``registered_name`` with alias
     ``champion``; returns (``models:/NAME@champion``, version)."""
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
 
     from segsweep.store.tracking import fluent_tracking_uri
 
@@ -158,10 +189,7 @@ def log_champion(
     settings_file.write_text(json.dumps(asdict(settings), indent=2))
     artifacts = {f"fold_{i}": str(p) for i, p in enumerate(fold_models)}
     artifacts["settings"] = str(settings_file)
-    size, ch = settings.image_size, settings.channels
-    signature = infer_signature(
-        np.zeros((1, size, size, ch), np.float32), np.zeros((1, size, size), np.uint8)
-    )
+    signature = _signature(settings)
     with (
         fluent_tracking_uri(tracking_uri),
         mlflow.start_run(run_id=run_id),
@@ -183,6 +211,18 @@ def log_champion(
     version = int(info.registered_model_version)
     client.set_registered_model_alias(registered_name, "champion", str(version))
     return f"models:/{registered_name}@champion", version
+
+
+def _signature(settings: ChampionSettings) -> Any:
+    """The input and output shapes: (N, S, S, C) -> (N, S, S), or any H and W with patches."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    size, ch = settings.prepared_size or -1, settings.channels
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, size, size, ch))]),
+        outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, size, size))]),
+    )
 
 
 def _requirements() -> list[str]:

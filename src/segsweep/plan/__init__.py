@@ -2,6 +2,10 @@
 
 :func:`~segsweep.plan.fingerprint.fingerprint` reads the data once (sizes, spacing, every
 lesion's area and extents, intensity statistics per channel, ``dataset.json``'s channel names);
+:func:`~segsweep.plan.volume_fingerprint.volume_fingerprint` reads NIfTI volumes into the same
+numbers for the 2D slices the model trains on (with each case's voxel spacing and slicing axis,
+and each 3D lesion's volume, in :class:`~segsweep.plan.volume_facts.VolumeFacts`), so one set
+of rules plans both;
 the rules turn it and a budget (``[plan]``: minutes per trial, memory, device speed) into
 settings, each with the reason it is written beside in ``studies/NAME.toml``:
 
@@ -23,6 +27,8 @@ from segsweep.plan.decision import Decision, Thresholds
 from segsweep.plan.fingerprint import ChannelStats, Fingerprint, fingerprint
 from segsweep.plan.ladder import Ladder, climb
 from segsweep.plan.planner import Plan, apply_plan, make_plan, plan_study, shown
+from segsweep.plan.volume_facts import VolumeFacts
+from segsweep.plan.volume_fingerprint import volume_fingerprint
 
 __all__ = [
     "Budget",
@@ -33,6 +39,7 @@ __all__ = [
     "Ladder",
     "Plan",
     "Thresholds",
+    "VolumeFacts",
     "apply_plan",
     "budget_for",
     "climb",
@@ -40,4 +47,5 @@ __all__ = [
     "make_plan",
     "plan_study",
     "shown",
+    "volume_fingerprint",
 ]

@@ -46,10 +46,17 @@ def intensity_rule(fp: Fingerprint) -> Decision:
         return Decision(
             "zscore",
             f"dataset.json names MRI channels ({listed}), whose intensities have no fixed scale "
-            "from scan to scan: each image z-scored (nnU-Net's rule for MRI)",
+            f"from scan to scan: each {'image' if fp.volumes is None else 'volume'} z-scored "
+            "(nnU-Net's rule for MRI)",
         )
     top = max((c.high for c in fp.channels), default=0.0)
     named = f"channels {listed} are neither CT nor MRI; " if names else ""
+    if fp.volumes is not None:  # "dtype" means nothing for scanner values; "ct" needs HU
+        return Decision(
+            "zscore",
+            f"{named}volumes of a scale that varies from scan to scan are each z-scored over "
+            "their nonzero voxels (nnU-Net's default rule)",
+        )
     if fp.dtype in ("uint8", "bool"):
         return Decision("dtype", f"{named}8-bit images (photographs, microscopy): divided by 255")
     if fp.dtype.startswith(("uint", "int")):
@@ -66,7 +73,7 @@ def intensity_rule(fp: Fingerprint) -> Decision:
 
 def oversample_rule(fp: Fingerprint, *, patches: bool, th: Thresholds) -> Decision:
     """``data.lesion_oversample``: the share of each batch centred on (or drawn from) a lesion."""
-    share = fp.lesion_free_share
+    share, unit = fp.lesion_free_share, fp.unit
     if patches:
         return Decision(
             th.oversample,
@@ -76,10 +83,10 @@ def oversample_rule(fp: Fingerprint, *, patches: bool, th: Thresholds) -> Decisi
     if share >= 0.5:
         return Decision(
             th.oversample,
-            f"{share:.0%} of the images hold no lesion: a third of each batch drawn from those "
+            f"{share:.0%} of the {unit} hold no lesion: a third of each batch drawn from those "
             "that do, as nnU-Net",
         )
-    return Decision(0.0, f"{share:.0%} of the images are lesion-free: uniform batches show lesions")
+    return Decision(0.0, f"{share:.0%} of the {unit} are lesion-free: uniform batches show lesions")
 
 
 def l2_rule(*, depth: int, filters: int, channels: int, th: Thresholds) -> Decision:

@@ -24,6 +24,10 @@ class Thresholds:
     # resolution: the 5th-percentile lesion's smallest extent stays at least this wide
     min_extent_px: float = 4.0
     lesion_percentile: float = 5.0
+    # volumes: 3D components under this many voxels are label specks, not lesions to plan for
+    # (BraTS' lesion-wise scores skip true lesions under 50 voxels; metrics.min_lesion_px, when
+    # larger, raises it)
+    min_lesion_voxels: int = 10
     size_step: int = 16  # sizes are multiples of 2**4, so depth 4 always fits
     min_size: int = 16
     reference_filters: int = 16  # the network a size is costed with: filters 16, batch 2

@@ -4,6 +4,11 @@ One pass over the image/mask pairs records every image's size, every 8-connected
 and bounding box (its extent along each axis, in pixels), intensity statistics per channel from
 a seeded sample of pixels, the channel names ``dataset.json`` gives, and the pixel spacing
 (1 where the files do not say). Nothing here resizes: the rules ask what a size would do.
+
+Volumes (:mod:`.volume_fingerprint`) fill the same arrays with the numbers of the 2D slices the
+model trains on, so the 2D rules plan them unchanged, and keep the 3D facts (each case's grid,
+spacing and slicing axis, each 3D lesion's volume) in
+:class:`~segsweep.plan.volume_facts.VolumeFacts`.
 """
 
 from __future__ import annotations
@@ -19,8 +24,15 @@ from scipy.ndimage import find_objects, label
 
 from segsweep.data.io import find_pairs, read_image, read_mask
 from segsweep.errors import DataError
+from segsweep.plan.volume_facts import VolumeFacts, percentiles
 
-__all__ = ["ChannelStats", "Fingerprint", "channel_names", "fingerprint"]
+__all__ = [
+    "ChannelStats",
+    "Fingerprint",
+    "channel_names",
+    "channel_stats",
+    "fingerprint",
+]
 
 _EIGHT_CONNECTED = np.ones((3, 3), bool)  # as doctor and the lesion metrics count lesions
 SAMPLED_PIXELS = 10_000  # per image and channel, as nnU-Net samples foreground voxels per case
@@ -55,15 +67,34 @@ class Fingerprint:
     colour: bool = False  # some image's channels differ
     spacing: tuple[float, float] = (1.0, 1.0)  # (row, column) size of a pixel, e.g. in mm
     source: str = ""
+    volumes: VolumeFacts | None = None  # a volume folder: its slices fill the arrays above
 
     @property
     def n_images(self) -> int:
         return len(self.shapes)
 
     @property
+    def unit(self) -> str:
+        """What the model trains on, in the reasons' words."""
+        return "images" if self.volumes is None else "slices"
+
+    @property
     def channels_used(self) -> int:
-        """The model's input channels with ``data.channels = 0``: 3 when any image has colour."""
+        """The model's input channels with ``data.channels = 0``: 3 when any image has colour;
+        a volume's channels (its modalities) as they are."""
+        if self.volumes is not None:
+            return max(1, len(self.channels))
         return 3 if self.colour else 1
+
+    def pixel_spacing(self) -> np.ndarray:
+        """(n, 2) mm per pixel of each image (each slice: its case's in-plane spacing)."""
+        if self.volumes is not None:
+            return self.volumes.in_plane()[self.volumes.slice_case]
+        return np.tile(np.asarray(self.spacing, float), (self.n_images, 1))
+
+    def lesion_spacing(self) -> np.ndarray:
+        """(k, 2) mm per pixel of the image each lesion lies in."""
+        return self.pixel_spacing()[self.lesion_image]
 
     @property
     def long_side(self) -> float:
@@ -86,15 +117,10 @@ class Fingerprint:
     def summary(self) -> dict[str, Any]:
         """JSON-ready: sizes, spacing, lesion size percentiles, channels, counts."""
         smallest = self.lesion_extents.min(axis=1) if len(self.lesion_extents) else np.zeros(0)
-
-        def pct(values: np.ndarray) -> dict[str, float] | None:
-            if not values.size:
-                return None
-            qs = np.percentile(values, [5, 50, 95])
-            return {"p5": float(qs[0]), "median": float(qs[1]), "p95": float(qs[2])}
-
+        pct = percentiles
         sizes = Counter(f"{h}x{w}" for h, w in self.shapes.tolist())
-        return {
+        volumes = {} if self.volumes is None else {"volumes": self.volumes.summary()}
+        return volumes | {
             "data": self.source,
             "images": self.n_images,
             "sizes": dict(sizes.most_common(5)),
@@ -107,6 +133,11 @@ class Fingerprint:
             "lesion_pixel_fraction": self.lesion_pixel_fraction,
             "lesion_area_px": pct(self.lesion_areas.astype(float)),
             "lesion_smallest_extent_px": pct(smallest.astype(float)),
+            "lesion_smallest_extent_mm": pct(
+                (self.lesion_extents * self.lesion_spacing()).min(axis=1)
+            )
+            if self.volumes is not None and len(smallest)
+            else None,
             "lesion_largest_extent_px": pct(self.lesion_extents.max(axis=1).astype(float))
             if len(self.lesion_extents)
             else None,
@@ -139,7 +170,7 @@ def _lesions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return extents.reshape(-1, 2), areas
 
 
-def _channel_stats(samples: list[list[np.ndarray]], names: tuple[str, ...]) -> tuple:
+def channel_stats(samples: list[list[np.ndarray]], names: tuple[str, ...]) -> tuple:
     out = []
     for c, parts in enumerate(samples):
         values = np.concatenate(parts).astype(np.float64)
@@ -194,7 +225,7 @@ def fingerprint(
         lesion_areas=np.concatenate(areas) if areas else np.zeros(0, int),
         lesion_image=np.concatenate(owner) if owner else np.zeros(0, int),
         lesion_fraction=np.array(fractions),
-        channels=_channel_stats(samples, channel_names(Path(data_dir))),
+        channels=channel_stats(samples, channel_names(Path(data_dir))),
         dtype=dtypes.most_common(1)[0][0] if dtypes else "uint8",
         colour=bool(colour),
         spacing=tuple(float(s) for s in spacing),

@@ -30,21 +30,22 @@ def resize_rule(fp: Fingerprint, th: Thresholds) -> Decision:
     """``stretch`` when the images are square in pixels, or in physical size once the pixel
     spacing is counted (stretching then makes the pixels square); else ``pad``."""
     ratio = fp.shapes.max(axis=1) / fp.shapes.min(axis=1)
+    unit = fp.unit
     if (ratio <= th.square).all():
-        return Decision("stretch", "every image is square (sides within 10 %)")
-    physical = fp.shapes * np.asarray(fp.spacing)
-    odd = int((ratio > th.square).sum())
-    h, w = fp.shapes[int(np.argmax(ratio))]
+        return Decision("stretch", f"every {unit[:-1]} is square (sides within 10 %)")
+    physical = fp.shapes * fp.pixel_spacing()
+    odd, worst = int((ratio > th.square).sum()), int(np.argmax(ratio))
+    h, w = fp.shapes[worst]
     if (physical.max(axis=1) / physical.min(axis=1) <= th.square).all():
-        sy, sx = fp.spacing
+        sy, sx = fp.pixel_spacing()[worst]
         return Decision(
             "stretch",
-            f"{odd} images are not square in pixels (e.g. {h}x{w}) but are in physical size at "
+            f"{odd} {unit} are not square in pixels (e.g. {h}x{w}) but are in physical size at "
             f"spacing {sy:g} x {sx:g}: stretching to a square makes their pixels square",
         )
     return Decision(
         "pad",
-        f"{odd} of {fp.n_images} images are not square (e.g. {h}x{w}): padding keeps their "
+        f"{odd} of {fp.n_images} {unit} are not square (e.g. {h}x{w}): padding keeps their "
         "aspect ratio, and the lesions' shapes with it",
     )
 
@@ -101,6 +102,34 @@ def _costs(size: int, budget: Budget, channels: int, epochs: int, th: Thresholds
     )
 
 
+def _volume_note(fp: Fingerprint, size: int, resize: str, th: Thresholds) -> str:
+    """For slices of volumes: where the pixels come from and what the rule's lesion is in mm,
+    since an anisotropic scan makes a pixel mean different lengths along each axis."""
+    v = fp.volumes
+    if v is None:
+        return ""
+    axis = int(np.bincount(v.axes).argmax())
+    sy, sx = np.median(v.in_plane(), axis=0)
+    plane = np.median(fp.shapes, axis=0)  # padding scales both sides by the long one
+    py, px = np.array([sy, sx]) * (plane.max() if resize == "pad" else plane) / size
+    note = (
+        f"; slices cut along voxel axis {axis} ({np.median(v.through_plane()):g} mm apart), "
+        f"{sy:g} x {sx:g} mm pixels in-plane, {py:.2g} x {px:.2g} mm at {size} px"
+    )
+    if v.specks:
+        note += (
+            f"; {v.specks} of {len(v.lesion_voxels)} 3D lesions under {v.min_voxels} voxels are"
+            " label specks, left out"
+        )
+    if len(fp.lesion_extents):
+        mm = (fp.lesion_extents * fp.lesion_spacing()).min(axis=1)
+        note += (
+            f"; the {th.lesion_percentile:g}th-percentile lesion is "
+            f"{np.percentile(mm, th.lesion_percentile):.3g} mm across in-plane"
+        )
+    return note
+
+
 def working_resolution(
     fp: Fingerprint, budget: Budget, *, resize: str, channels: int, epochs: int, th: Thresholds
 ) -> tuple[Decision, Decision]:
@@ -108,6 +137,14 @@ def working_resolution(
     else the largest size that does, unless the 5th-percentile lesion would shrink below
     min_extent_px there: then patches of that size at native resolution (patch_size 0 = whole
     images)."""
+    image, patch = _resolution(fp, budget, resize=resize, channels=channels, epochs=epochs, th=th)
+    note = _volume_note(fp, image.value, resize, th)
+    return Decision(image.value, image.reason + note), patch
+
+
+def _resolution(
+    fp: Fingerprint, budget: Budget, *, resize: str, channels: int, epochs: int, th: Thresholds
+) -> tuple[Decision, Decision]:
     native_px = fp.long_side
     step = th.size_step
     native = max(th.min_size, round(native_px / step) * step)
@@ -119,27 +156,27 @@ def working_resolution(
     pct = f"{th.lesion_percentile:g}th-percentile lesion"
     if native <= cap:
         across = f"; the {pct} is {native * unit:.1f} px across there" if smallest.size else ""
-        why = f"the images' own size (median long side {native_px:g} px) fits the budget"
+        why = f"the {fp.unit}' own size (median long side {native_px:g} px) fits the budget"
         return (
             Decision(native, f"{why} ({_costs(native, budget, channels, epochs, th)}){across}"),
-            Decision(0, "whole images: they fit the budget at their own size"),
+            Decision(0, f"whole {fp.unit}: they fit the budget at their own size"),
         )
     if cap * unit >= th.min_extent_px:
         return (
             Decision(
                 cap,
                 f"the largest size the budget allows ({_costs(cap, budget, channels, epochs, th)}"
-                f"); the {native_px:g} px images shrink {native_px / cap:.2g}x and the {pct} "
+                f"); the {native_px:g} px {fp.unit} shrink {native_px / cap:.2g}x and the {pct} "
                 f"stays {cap * unit:.1f} px across (at least {th.min_extent_px:g})",
             ),
-            Decision(0, f"whole images: at {cap} px the lesions stay wide enough"),
+            Decision(0, f"whole {fp.unit}: at {cap} px the lesions stay wide enough"),
         )
     shrunk = (
-        f"shrinking the {native_px:g} px images to {cap} px, the largest the budget allows, "
+        f"shrinking the {native_px:g} px {fp.unit} to {cap} px, the largest the budget allows, "
         f"would leave the {pct} {cap * unit:.1f} px across (under {th.min_extent_px:g})"
     )
     return (
-        Decision(cap, f"whole images would be resized to {cap} px, but {shrunk}"),
+        Decision(cap, f"whole {fp.unit} would be resized to {cap} px, but {shrunk}"),
         Decision(cap, f"{cap} px patches at native resolution: {shrunk}"),
     )
 

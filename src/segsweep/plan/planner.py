@@ -15,6 +15,7 @@ import numpy as np
 
 from segsweep.config import Config
 from segsweep.data.io import INTENSITIES as PICTURE_INTENSITIES
+from segsweep.data.volumes import is_volume_dir
 from segsweep.errors import ConfigError
 from segsweep.plan.budget import Budget, budget_for, step_seconds, train_memory_mb
 from segsweep.plan.choices import (
@@ -34,6 +35,7 @@ from segsweep.plan.geometry import (
 )
 from segsweep.plan.ladder import Ladder, climb, ladder_key, load_ladder, save_ladder
 from segsweep.plan.training import batch_cap, batch_rule, filters_rule, steps_rule
+from segsweep.plan.volume_fingerprint import training_slices, volume_fingerprint
 
 __all__ = ["Plan", "apply_plan", "make_plan", "plan_study", "shown"]
 
@@ -76,7 +78,10 @@ class Plan:
 
 
 def _n_train(fp: Fingerprint, cfg: Config) -> int:
-    """The training images the study will have: what the validation and test shares leave."""
+    """The training images the study will have: what the validation and test shares leave
+    (for volumes, the slices of the cases the study's split trains on)."""
+    if fp.volumes is not None:
+        return training_slices(fp, cfg)
     test = 0.0 if cfg.data.test_dir else cfg.data.test_fraction
     return max(1, round(fp.n_images * (1 - test - cfg.data.val_fraction)))
 
@@ -127,12 +132,15 @@ def make_plan(
             epochs=epochs,
             budget=budget,
             th=th,
+            unit=fp.unit,
         ),
     )
     step_s = (ladder.fits.get(batch) if ladder else None) or step_seconds(
         **net, base_filters=filters, batch=batch, gflops=budget.gflops
     )
-    steps = steps_rule(step_s, epochs=epochs, n_train=n_train, batch=batch, budget=budget, th=th)
+    steps = steps_rule(
+        step_s, epochs=epochs, n_train=n_train, batch=batch, budget=budget, th=th, unit=fp.unit
+    )
     take("train.steps_per_epoch", steps)
     take("data.intensity", intensity_rule(fp))
     take("data.lesion_oversample", oversample_rule(fp, patches=bool(patch), th=th))
@@ -144,12 +152,14 @@ def make_plan(
 
 def apply_plan(cfg: Config, plan: Plan) -> tuple[Config, dict[str, str]]:
     """``cfg`` with every planned value it can hold, and the ones it cannot (a setting or a
-    value this segsweep lacks, such as patch training before it lands), each with why."""
+    value this segsweep lacks, or one that does nothing on this data), each with why."""
     left_out: dict[str, str] = {}
+    patches = bool(plan.decisions["data.patch_size"].value)
     for key, decision in plan.decisions.items():
         if decision.source != "plan":
             continue  # the user's value is in cfg already
-        if why := _volumes_only(key, decision.value):
+        pictures = plan.fingerprint.volumes is None
+        if pictures and (why := _unused_on_pictures(key, decision.value, patches=patches)):
             left_out[key] = why
             continue
         try:
@@ -159,13 +169,16 @@ def apply_plan(cfg: Config, plan: Plan) -> tuple[Config, dict[str, str]]:
     return cfg, left_out
 
 
-def _volumes_only(key: str, value: Any) -> str | None:
-    """Why a planned value, which the settings accept for NIfTI volumes, does nothing on the 2D
-    pictures the plan reads (so the settings keep theirs), or None."""
+def _unused_on_pictures(key: str, value: Any, *, patches: bool) -> str | None:
+    """Why a planned value, which the settings accept for NIfTI volumes or patches, does
+    nothing on the 2D pictures the plan reads (so the settings keep theirs), or None."""
     if key == "data.intensity" and value not in PICTURE_INTENSITIES:
         return f"2D pictures load with {' or '.join(map(repr, PICTURE_INTENSITIES))} only"
-    if key == "data.lesion_oversample":
-        return "2D pictures are drawn uniformly; data.lesion_oversample applies to volumes"
+    if key == "data.lesion_oversample" and not patches:
+        return (
+            "whole 2D pictures are drawn uniformly; data.lesion_oversample applies to patches "
+            "and volumes"
+        )
     return None
 
 
@@ -191,6 +204,19 @@ def _measured(plan: Plan, cfg: Config, cache: Path, th: Thresholds) -> Ladder:
     return found
 
 
+def _fingerprint(cfg: Config, th: Thresholds) -> Fingerprint:
+    d = cfg.data
+    if not is_volume_dir(d.dir):
+        return fingerprint(Path(d.dir), mask_threshold=d.mask_threshold)
+    return volume_fingerprint(
+        Path(d.dir),
+        slice_axis=d.slice_axis,
+        lesion_labels=d.lesion_labels,
+        min_voxels=max(th.min_lesion_voxels, cfg.metrics.min_lesion_px),
+        seed=cfg.search.seed,
+    )
+
+
 def plan_study(
     cfg: Config,
     *,
@@ -203,7 +229,7 @@ def plan_study(
     GPU, with a ``cache`` file, the batch is measured by the ladder (once per device)."""
     from segsweep.plan.device import probe_device
 
-    fp = fingerprint(Path(cfg.data.dir), mask_threshold=cfg.data.mask_threshold)
+    fp = _fingerprint(cfg, th)
     budget = budget_for(cfg.plan, device or probe_device())
     plan = make_plan(fp, cfg, budget, given=given, th=th)
     if not budget.device.gpu or cache is None or "train.batch_size" in given:

@@ -62,6 +62,7 @@ def batch_rule(
     epochs: int,
     budget: Budget,
     th: Thresholds,
+    unit: str = "images",
 ) -> Decision:
     """``train.batch_size``: the largest that fits, measured by the ladder on a GPU, else
     estimated from the memory budget; at most batch_share of the training set, and no more
@@ -78,7 +79,7 @@ def batch_rule(
         fits = max(1, int(budget.memory_mb // max(memory_per_image_mb, 1e-9)))
         how = "no GPU to measure on" if not budget.device.gpu else "not measured"
         found = (
-            f"estimated ({how}): {fits} images of ~{memory_per_image_mb:.0f} MB fit "
+            f"estimated ({how}): {fits} {unit} of ~{memory_per_image_mb:.0f} MB fit "
             f"{budget.memory_mb:.0f} MB"
         )
         per_step = epochs * th.min_steps * max(seconds_per_image, 1e-12)
@@ -87,7 +88,7 @@ def batch_rule(
     batch = max(1, min(fits, cap, quick) if quick >= th.min_batch else min(fits, cap, th.min_batch))
     if fits > cap and cap <= quick:
         found += (
-            f"; one batch at most {th.batch_share:.0%} of the ~{n_train} training images: {cap}"
+            f"; one batch at most {th.batch_share:.0%} of the ~{n_train} training {unit}: {cap}"
         )
     elif quick < min(fits, cap):
         found += (
@@ -100,7 +101,14 @@ def batch_rule(
 
 
 def steps_rule(
-    step_s: float, *, epochs: int, n_train: int, batch: int, budget: Budget, th: Thresholds
+    step_s: float,
+    *,
+    epochs: int,
+    n_train: int,
+    batch: int,
+    budget: Budget,
+    th: Thresholds,
+    unit: str = "images",
 ) -> Decision:
     """``train.steps_per_epoch``: as many as the time budget allows over ``epochs`` epochs,
     between min_steps and nnU-Net's 250."""
@@ -117,4 +125,4 @@ def steps_rule(
     else:
         why += f", the {budget.trial_seconds / 60:g} min budget"
     passes = steps * batch / max(n_train, 1)
-    return Decision(steps, f"{why}; an epoch shows the ~{n_train} training images {passes:.2g}x")
+    return Decision(steps, f"{why}; an epoch shows the ~{n_train} training {unit} {passes:.2g}x")

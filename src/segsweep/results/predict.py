@@ -5,13 +5,15 @@ model). Images are prepared exactly as in training (intensity rule, channels, bi
 stretched or padded as ``data.resize`` says); the lesion probability is cropped to where the
 image lies, resized back bilinearly and thresholded
 (:func:`~segsweep.data.geometry.to_original`), which gives smoother edges than resizing a
-thresholded mask.
+thresholded mask. A model trained on patches (its run's ``data.patch_size``) predicts each image
+at its own size by overlapping windows instead (:func:`~segsweep.data.patches.predict_images`),
+nothing resized.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from PIL import Image
 
 from segsweep.data.geometry import to_original
 from segsweep.data.io import IMAGE_SUFFIXES, prepare_image, read_image
+from segsweep.data.patches import fixed_batches, predict_images
 from segsweep.errors import DataError, StudyError
 
 __all__ = [
@@ -32,6 +35,8 @@ __all__ = [
     "predict_folder",
 ]
 
+BATCH = 16  # images, or windows with patches, a model predicts at once
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -41,17 +46,24 @@ class LoadedModel:
     resize: str = "stretch"  # how training made images square: "stretch" or "pad"
     slice_axis: str = "auto"  # volumes: data.slice_axis of the run
     ct_window: tuple = ()  # volumes with intensity "ct": the study's window
+    patch_size: int = 0  # data.patch_size of the run: > 0 predicts by windows
 
     @property
     def image_size(self) -> int:
         return int(self.net.input_shape[1])
 
     @property
+    def prepared_size(self) -> int | None:
+        """The square images are prepared at, or None: their own size (patches)."""
+        return None if self.patch_size else self.image_size
+
+    @property
     def channels(self) -> int:
         return int(self.net.input_shape[-1])
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self.net.predict_on_batch(batch))[..., 0]
+    def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        predict = fixed_batches(self.net.predict_on_batch, BATCH)
+        return predict_images(predict, images, window=self.patch_size, batch_size=BATCH)
 
     def mask(self, prob: np.ndarray, size: tuple[int, int], threshold: float | None) -> np.ndarray:
         t = 0.5 if threshold is None else threshold
@@ -68,6 +80,10 @@ class LoadedChampion:
     @property
     def image_size(self) -> int:
         return self.champion.settings.image_size
+
+    @property
+    def prepared_size(self) -> int | None:
+        return self.champion.settings.prepared_size
 
     @property
     def channels(self) -> int:
@@ -89,8 +105,11 @@ class LoadedChampion:
     def ct_window(self) -> tuple:
         return tuple(self.champion.settings.ct_window)
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return self.champion.probabilities(batch)
+    def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        from segsweep.finalize.champion import champion_probabilities
+
+        c = self.champion
+        return champion_probabilities(c.nets, images, c.settings, batch_size=BATCH)
 
     def mask(self, prob: np.ndarray, size: tuple[int, int], threshold: float | None) -> np.ndarray:
         from segsweep.finalize.champion import champion_mask
@@ -148,7 +167,8 @@ def _from_run(
     resize = resize or params.get("data.resize", "stretch")
     window = ast.literal_eval(params.get("data.ct_window", "()"))
     axis = params.get("data.slice_axis", "auto")
-    return LoadedModel(loaded.net, loaded.intensity, f"run {run_id}", resize, axis, window)
+    patch = int(params.get("data.patch_size", "0"))  # runs before patches: whole images
+    return LoadedModel(loaded.net, loaded.intensity, f"run {run_id}", resize, axis, window, patch)
 
 
 def load_model(
@@ -207,20 +227,18 @@ def predict_folder(
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
         raws = [read_image(p) for p in chunk]
-        batch = np.stack(
-            [
-                prepare_image(
-                    r,
-                    image_size=model.image_size,
-                    channels=model.channels,
-                    intensity=model.intensity,
-                    name=p.name,
-                    resize=model.resize,
-                )
-                for r, p in zip(raws, chunk, strict=True)
-            ]
-        )
-        prob = model.probabilities(batch)
+        images = [
+            prepare_image(
+                r,
+                image_size=model.prepared_size,
+                channels=model.channels,
+                intensity=model.intensity,
+                name=p.name,
+                resize=model.resize,
+            )
+            for r, p in zip(raws, chunk, strict=True)
+        ]
+        prob = model.probabilities(images)
         for raw, p, path in zip(raws, prob, chunk, strict=True):
             mask = model.mask(p, raw.shape[:2], threshold)
             Image.fromarray(mask, mode="L").save(out_dir / f"{path.stem}.png")

@@ -66,7 +66,7 @@ def predict_volumes(
         mask = segment_volume(
             volume,
             axis=choose_axis(volume.spacing, model.slice_axis),
-            image_size=model.image_size,
+            image_size=model.prepared_size,
             resize=model.resize,
             intensity=model.intensity,
             ct_window=model.ct_window,

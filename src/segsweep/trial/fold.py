@@ -36,21 +36,33 @@ from segsweep.trial.lifecycle import (
     run_params,
     start_run,
 )
-from segsweep.trial.train import predict_padded
+from segsweep.trial.validation import predict_set
 from segsweep.trial.workerdata import WorkerData, fold_data
 
 __all__ = ["run_fold_trial"]
 
 
-def out_of_fold(net: Any, x: np.ndarray, *, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities (N, S, S) of the held-out images: plain, and the mean with a flip."""
-    plain = predict_padded(net, x, batch_size=batch_size)[..., 0]
-    flipped = predict_padded(net, np.ascontiguousarray(x[:, :, ::-1]), batch_size=batch_size)
-    return plain, (plain + flipped[:, :, ::-1, 0]) / 2
+def out_of_fold(net: Any, x: np.ndarray, **how: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (N, S, S) of the held-out images: plain, and the mean with a horizontal
+    flip of each batch the model sees (each window, with patches: as the champion's TTA).
+    ``how``: :func:`~segsweep.trial.validation.predict_set`'s sizes, window and batch size."""
+
+    def flipped(batch: np.ndarray) -> np.ndarray:
+        prob = np.asarray(net.predict_on_batch(np.ascontiguousarray(batch[:, :, ::-1])))
+        return prob[:, :, ::-1]
+
+    plain = predict_set(net.predict_on_batch, x, **how)
+    return plain, (plain + predict_set(flipped, x, **how)) / 2
 
 
 def _log_fold_outputs(tracker: Tracker, run_id: str, data: WorkerData, net: Any, cfg: Config):
-    plain, tta = out_of_fold(net, data.split.val_x, batch_size=2 * cfg.train.batch_size)
+    plain, tta = out_of_fold(
+        net,
+        data.split.val_x,
+        sizes=data.split.val_sizes,
+        window=cfg.data.patch_size,
+        batch_size=2 * cfg.train.batch_size,
+    )
     with tempfile.TemporaryDirectory(prefix="segsweep-fold-") as tmp:
         oof = Path(tmp) / "oof.npz"
         np.savez_compressed(

@@ -146,9 +146,11 @@ def guarded_fit(
     except Exception as err:
         if not is_out_of_memory(err):  # each backend raises its own type
             raise
+        d = cfg.data
+        size = f"patch size {d.patch_size}" if d.patch_size else f"image size {d.image_size}"
         raise TrialFailed(
-            f"out of memory at batch size {cfg.train.batch_size}, image size "
-            f"{cfg.data.image_size}: lower train.batch_size or the filters"
+            f"out of memory at batch size {cfg.train.batch_size}, {size}: lower "
+            "train.batch_size or the filters"
         ) from None
 
 

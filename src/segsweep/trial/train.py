@@ -2,8 +2,9 @@
 
 Every epoch's logs hold ``loss`` (what Keras optimises and reports), split into ``loss_data`` (the
 loss function alone) and ``loss_l2`` (the sum of the kernel penalties), the learning rate, and the
-hard validation metrics ``val_*`` of :mod:`segsweep.evaluation.metrics`. Tracking and pruning plug
-in as extra Keras callbacks; this module knows neither Optuna nor MLflow.
+hard validation metrics ``val_*`` of :mod:`segsweep.evaluation.metrics` (computed by
+:mod:`.validation`'s callbacks). Tracking and pruning plug in as extra Keras callbacks; this
+module knows neither Optuna nor MLflow.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import numpy as np
 from keras import ops
 
 from segsweep.backend import accelerator_settings
-from segsweep.config import Config, MetricsSettings
-from segsweep.data.pipeline import train_dataset
-from segsweep.errors import TrialFailed
-from segsweep.evaluation.metrics import lesion_metrics, segmentation_metrics
+from segsweep.config import Config
+from segsweep.data.pipeline import patch_dataset, train_dataset
 from segsweep.model.losses import get_loss
 from segsweep.model.unetpp import build_unetpp, float32_model, inference_model
+from segsweep.trial.validation import History, KeepBest, ValidationMetrics
 
 __all__ = [
     "Split",
@@ -32,7 +32,6 @@ __all__ = [
     "build_model",
     "fit",
     "make_optimizer",
-    "predict_padded",
 ]
 
 
@@ -52,6 +51,10 @@ class Split:
     # training batch
     val_volumes: Any = None
     lesion_oversample: float = 0.0
+    # patches (data.patch_size): the arrays hold images at their own sizes on a canvas, each
+    # in its (h, w) region; None: every image fills its array (the model's square)
+    train_sizes: tuple | None = None
+    val_sizes: tuple | None = None
 
 
 @dataclass
@@ -124,112 +127,43 @@ def make_optimizer(params: dict[str, Any], *, total_steps: int) -> keras.optimiz
     return keras.optimizers.Adam(learning_rate=lr)
 
 
-class ValidationMetrics(keras.callbacks.Callback):
-    """Hard metrics over the whole validation set at each epoch end, added to the logs.
+def _batches(split: Split, cfg: Config, *, seed: int, steps: int) -> tuple[Any, int | None]:
+    """The training input and the ``steps_per_epoch`` Keras is given (None: one pass).
 
-    Keras' own validation averages batch metrics; the Dice papers report is per image and
-    thresholded, so it is computed here from one prediction of the whole set.
-    """
-
-    def __init__(
-        self,
-        net: keras.Model,
-        val_x: np.ndarray,
-        val_y: np.ndarray,
-        *,
-        threshold: float,
-        batch_size: int,
-        lesions: MetricsSettings,
-        cases: tuple[str, ...] | None = None,
-        volumes: Any = None,
-    ) -> None:
-        super().__init__()
-        self.net, self.val_x, self.val_y = net, val_x, val_y
-        self.cases, self.volumes = cases, volumes
-        self.threshold, self.batch_size, self.lesions = threshold, batch_size, lesions
-        self.last_prob: np.ndarray | None = None
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs if logs is not None else {}
-        loss = float(logs.get("loss", 0.0))
-        if not math.isfinite(loss):
-            kind = "NaN" if math.isnan(loss) else "infinite"
-            raise TrialFailed(f"loss became {kind} at epoch {epoch + 1}")
-        prob = predict_padded(self.net, self.val_x, batch_size=self.batch_size)
-        if not np.isfinite(prob).all():  # diverged weights can give NaN outputs at a finite loss
-            raise TrialFailed(f"predictions became NaN at epoch {epoch + 1}")
-        self.last_prob = prob
-        scores = segmentation_metrics(self.val_y, prob, threshold=self.threshold)
-        scores |= lesion_metrics(
-            self.val_y,
-            prob,
-            threshold=self.threshold,
-            match_dilation=self.lesions.match_dilation,
-            min_lesion_px=self.lesions.min_lesion_px,
-            cases=self.cases,
+    With patches every batch is a fresh draw of random patches, endlessly, so an epoch is
+    ``steps`` batches by definition; ``train.steps_per_epoch`` 0 then means as many steps as one
+    pass of the whole images would take (ceil(images / batch)), so patch and whole-image
+    training of one study take the same number of updates."""
+    if cfg.data.patch_size:
+        patches = patch_dataset(
+            split.train_x,
+            split.train_y,
+            split.train_sizes,
+            patch_size=cfg.data.patch_size,
+            batch_size=cfg.train.batch_size,
+            steps=steps,
+            augment=cfg.augment,
+            seed=seed,
+            lesion_oversample=split.lesion_oversample,
         )
-        if self.volumes is not None:
-            from segsweep.evaluation.cases import case_metrics
-
-            scores |= case_metrics(
-                self.val_y,
-                prob,
-                self.volumes,
-                threshold=self.threshold,
-                match_dilation=self.lesions.match_dilation,
-                min_lesion_px=self.lesions.min_lesion_px,
-            )
-        logs.update({f"val_{k}": float(v) for k, v in scores.items()})
-        logs["lr"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-def predict_padded(net: keras.Model, x: np.ndarray, *, batch_size: int) -> np.ndarray:
-    """``net.predict`` with the last batch padded to full size, so one graph serves every batch
-    (a short last batch would trace a second graph for every new model)."""
-    pad = -len(x) % batch_size
-    padded = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
-    return net.predict(padded, batch_size=batch_size, verbose=0)[: len(x)]
+        return patches, steps
+    data = train_dataset(
+        split.train_x,
+        split.train_y,
+        batch_size=cfg.train.batch_size,
+        augment=cfg.augment,
+        seed=seed,
+        lesion_oversample=split.lesion_oversample,
+    )
+    if cfg.train.steps_per_epoch:  # Keras then keeps one iterator across epochs
+        data = _passes(data) if isinstance(data, keras.utils.PyDataset) else data.repeat()
+    return data, cfg.train.steps_per_epoch or None
 
 
 def _passes(data: Any) -> Any:  # a PyDataset without end, shuffled again after each pass
     while True:
         yield from (data[i] for i in range(len(data)))
         data.on_epoch_end()
-
-
-class KeepBest(keras.callbacks.Callback):
-    """Holds the weights of the epoch with the highest objective (``val_dsc`` by default).
-
-    An epoch that predicts no lesion pixel on a validation set that has lesions is chosen only
-    when no epoch predicted any: its ``val_dsc`` is just the share of lesion-free images (each
-    scores 1), which can beat a model that is still learning and would steer the search towards
-    collapse.
-    """
-
-    def __init__(self, net: keras.Model, objective: str = "val_dsc") -> None:
-        super().__init__()
-        self.net, self.objective = net, objective
-        self.best_value, self.best_epoch, self.weights = -math.inf, 0, None
-        self._best_key: tuple[bool, float] = (False, -math.inf)
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        predicts = logs.get("val_pred_fg", 1.0) > 0 or logs.get("val_true_fg", 0.0) == 0
-        key = (predicts, logs[self.objective])
-        if key > self._best_key:
-            self._best_key = key
-            self.best_value, self.best_epoch = logs[self.objective], epoch + 1
-            self.weights = self.net.get_weights()
-
-
-class History(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[str, list[float]] = {}
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        for key, value in (logs or {}).items():
-            self.values.setdefault(key, []).append(float(value))
 
 
 def fit(
@@ -250,13 +184,17 @@ def fit(
 
     ``on_validation`` receives the validation callback, whose ``last_prob`` holds the latest
     predictions of the whole validation set (for overlays drawn without predicting again).
+
+    With ``data.patch_size`` the network takes patches of that size, trains on random patches
+    of the images at their own resolution, and is validated on whole images by windows.
     """
     keras.utils.set_random_seed(seed)
     accel = accelerator_settings(cfg)
     keras.mixed_precision.set_global_policy(
         "mixed_float16" if accel["mixed_precision"] else "float32"
     )
-    net = build_model(params, in_channels=split.train_x.shape[-1], image_size=cfg.data.image_size)
+    size = cfg.data.patch_size or cfg.data.image_size
+    net = build_model(params, in_channels=split.train_x.shape[-1], image_size=size)
     infer = inference_model(net)
     loss = get_loss(
         params["loss"],
@@ -270,16 +208,7 @@ def fit(
         optimizer=make_optimizer(params, total_steps=steps * cfg.train.epochs),
         jit_compile=accel["jit_compile"],
     )
-    data = train_dataset(
-        split.train_x,
-        split.train_y,
-        batch_size=cfg.train.batch_size,
-        augment=cfg.augment,
-        seed=seed,
-        lesion_oversample=split.lesion_oversample,
-    )
-    if cfg.train.steps_per_epoch:  # Keras then keeps one iterator across epochs
-        data = _passes(data) if isinstance(data, keras.utils.PyDataset) else data.repeat()
+    data, steps_per_epoch = _batches(split, cfg, seed=seed, steps=steps)
     val = ValidationMetrics(
         infer,
         split.val_x,
@@ -289,6 +218,8 @@ def fit(
         lesions=cfg.metrics,
         cases=split.val_cases,
         volumes=split.val_volumes,
+        window=cfg.data.patch_size,
+        sizes=split.val_sizes,
     )
     if on_validation is not None:
         on_validation(val)
@@ -296,7 +227,7 @@ def fit(
     model.fit(
         data,
         epochs=cfg.train.epochs,
-        steps_per_epoch=cfg.train.steps_per_epoch or None,
+        steps_per_epoch=steps_per_epoch,
         verbose=0,
         shuffle=False,  # shuffled by the input pipeline
         callbacks=[val, best, history, *callbacks],

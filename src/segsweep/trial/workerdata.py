@@ -54,13 +54,18 @@ def load_worker_data(cfg: Config, assignment: Assignment | None = None) -> Worke
         val = np.array([index[s] for s in assignment.val], dtype=int)
     case_of = dict(zip(ds.stems, study_case_ids(cfg.data, ds.stems), strict=True))
     val_stems = tuple(ds.stems[i] for i in val)
+    native = cfg.data.patch_size > 0  # each image at its own size, on one canvas
     split = Split(
         ds.images[train],
         ds.masks[train],
         ds.images[val],
         ds.masks[val],
         val_cases=tuple(case_of[s] for s in val_stems),
-        **_volume_terms(ds, val_stems, cfg.data.lesion_oversample),
+        train_sizes=tuple(ds.original_sizes[i] for i in train) if native else None,
+        val_sizes=tuple(ds.original_sizes[i] for i in val) if native else None,
+        # patches and volume slices oversample lesion; whole 2D images are drawn uniformly
+        lesion_oversample=cfg.data.lesion_oversample if native or ds.volumes else 0.0,
+        **_volume_terms(ds, val_stems, native),
     )
     return WorkerData(
         dataset=ds,
@@ -81,13 +86,18 @@ def fold_data(data: WorkerData, fold_of: dict[str, int], fold: int) -> WorkerDat
     held = np.array([fold_of[s] == fold for s in stems])
     val_stems = tuple(s for s, h in zip(stems, held, strict=True) if h)
     case_of = data.case_of
+    native = data.split.val_sizes is not None
+    sizes = (*data.split.train_sizes, *data.split.val_sizes) if native else ()
     split = Split(
         x[~held],
         y[~held],
         x[held],
         y[held],
         val_cases=tuple(case_of[s] for s in val_stems) if case_of else None,
-        **_volume_terms(data.dataset, val_stems, data.split.lesion_oversample),
+        train_sizes=tuple(z for z, h in zip(sizes, held, strict=False) if not h) or None,
+        val_sizes=tuple(z for z, h in zip(sizes, held, strict=False) if h) or None,
+        lesion_oversample=data.split.lesion_oversample,
+        **_volume_terms(data.dataset, val_stems, native),
     )
     return WorkerData(
         dataset=data.dataset,
@@ -100,11 +110,13 @@ def fold_data(data: WorkerData, fold_of: dict[str, int], fold: int) -> WorkerDat
     )
 
 
-def _volume_terms(ds: Dataset, val_stems: tuple[str, ...], oversample: float) -> dict:
-    """Volume data: the validation cases, scored as volumes, and the lesion oversampling."""
+def _volume_terms(ds: Dataset, val_stems: tuple[str, ...], native: bool) -> dict:
+    """Volume data: the validation cases, scored as volumes (at the slices' own size when
+    ``native``)."""
     if not ds.volumes:
         return {}
     from segsweep.evaluation.cases import case_index
 
-    index = case_index(val_stems, ds.volumes, image_size=ds.images.shape[1], resize=ds.resize)
-    return {"val_volumes": index, "lesion_oversample": oversample}
+    size = None if native else ds.images.shape[1]
+    index = case_index(val_stems, ds.volumes, image_size=size, resize=ds.resize)
+    return {"val_volumes": index}

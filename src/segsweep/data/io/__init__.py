@@ -45,6 +45,7 @@ from segsweep.data.io._read import (
     read_mask,
     read_mask_plane,
 )
+from segsweep.data.patches import canvas
 from segsweep.errors import DataError
 
 __all__ = [
@@ -71,7 +72,9 @@ __all__ = [
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Images and masks resized to one square size, ready to feed a model.
+    """Images and masks resized to one square size, ready to feed a model; or, loaded for patch
+    training, each at its own size on one :func:`~segsweep.data.patches.canvas` (its region is
+    ``[:h, :w]`` of ``original_sizes``).
 
     ``resize`` says how: "stretch" or "pad" (see :func:`content_box`). ``lesion_fraction`` is
     measured on each mask at its original resolution. ``manifest_hash`` identifies the files
@@ -79,8 +82,8 @@ class Dataset:
     """
 
     stems: tuple[str, ...]
-    images: np.ndarray  # (N, S, S, C) float32 in [0, 1]
-    masks: np.ndarray  # (N, S, S, 1) uint8 in {0, 1}
+    images: np.ndarray  # (N, S, S, C) float32 in [0, 1]; native: (N, max H, max W, C)
+    masks: np.ndarray  # (N, S, S, 1) uint8 in {0, 1}; native: as the images
     original_sizes: tuple[tuple[int, int], ...]  # (height, width)
     lesion_fraction: np.ndarray  # (N,) float
     manifest_hash: str
@@ -91,7 +94,9 @@ class Dataset:
     volumes: tuple = ()
 
 
-def _load_pair(pair: Pair, image_size: int, intensity: str, threshold: float, resize: str) -> tuple:
+def _load_pair(
+    pair: Pair, image_size: int | None, intensity: str, threshold: float, resize: str
+) -> tuple:
     raw, mask = read_image(pair.image), read_mask(pair.mask, threshold=threshold)
     check_pair(pair, raw, mask)
     image = prepare_image(
@@ -109,7 +114,7 @@ def _load_pair(pair: Pair, image_size: int, intensity: str, threshold: float, re
 def load_dataset(
     data_dir: Path,
     *,
-    image_size: int,
+    image_size: int | None,
     intensity: str = "dtype",
     mask_threshold: float = 0.0,
     channels: int = 0,
@@ -119,10 +124,12 @@ def load_dataset(
     """Read, check and resize every pair in ``data_dir``; refuse data without a lesion pixel.
 
     ``channels`` 0 picks 3 when any image has colour (channels that differ), else 1.
-    ``resize``: "stretch" or "pad" (keep the aspect ratio; see :func:`content_box`). ``only``
-    names the stems to load (a study's train and validation images); the others are never read.
+    ``resize``: "stretch" or "pad" (keep the aspect ratio; see :func:`content_box`);
+    ``image_size`` None: every image at its own size (patch training). ``only`` names the stems
+    to load (a study's train and validation images); the others are never read.
     """
-    check_image_size(image_size)
+    if image_size is not None:
+        check_image_size(image_size)
     check_choice("intensity", intensity, INTENSITIES)
     check_threshold(mask_threshold)
     check_choice("channels", channels, (0, 1, 3))
@@ -147,8 +154,8 @@ def load_dataset(
     channels = channels or max(image.shape[-1] for image in images)
     return Dataset(
         stems=tuple(p.stem for p in pairs),
-        images=np.stack([to_channels(image, channels) for image in images]).astype(np.float32),
-        masks=np.stack(masks),
+        images=canvas([to_channels(image, channels) for image in images]).astype(np.float32),
+        masks=canvas(masks),
         original_sizes=tuple((int(h), int(w)) for h, w in sizes),
         lesion_fraction=np.array(fractions),
         manifest_hash=manifest_hash(pairs),

@@ -4,7 +4,8 @@
 side to S (the aspect ratio changes unless H = W); "pad" scales the long side to S, keeping the
 aspect ratio, and centres the result on a square of zeros. Where the image lands is a function
 of (H, W, S) alone, :func:`content_box`, so ``predict`` crops the padding of any prediction and
-maps it back to the original size without storing anything per image.
+maps it back to the original size without storing anything per image. S = None keeps every
+image at its own size (patch training, ``data.patch_size``): nothing is resized.
 """
 
 from __future__ import annotations
@@ -63,14 +64,19 @@ def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(x, channels, axis=-1) if channels == 3 else (x @ LUMA)[..., None]
 
 
-def content_box(height: int, width: int, image_size: int, resize: str) -> tuple[int, int, int, int]:
-    """``(top, left, h, w)``: where an image of ``height`` x ``width`` lies in the model's square.
+def content_box(
+    height: int, width: int, image_size: int | None, resize: str
+) -> tuple[int, int, int, int]:
+    """``(top, left, h, w)``: where an image of ``height`` x ``width`` lies in the model's square
+    (all of it, at its own size, when ``image_size`` is None).
 
     >>> content_box(48, 32, 32, "pad")  # 32 x 21.3 rounds to 32 x 21, centred: 5 px left
     (0, 5, 32, 21)
     >>> content_box(48, 32, 32, "stretch")
     (0, 0, 32, 32)
     """
+    if image_size is None:
+        return 0, 0, height, width
     check_image_size(image_size)
     check_choice("resize", resize, RESIZES)
     if resize == "stretch":
@@ -92,8 +98,11 @@ def resize_plane(
     return np.asarray(img.resize((width, height), resample))
 
 
-def _fit(x: np.ndarray, image_size: int, resize: str, *, nearest: bool) -> np.ndarray:
-    """(H, W, C) -> (S, S, C): resized into :func:`content_box`, zeros around it."""
+def _fit(x: np.ndarray, image_size: int | None, resize: str, *, nearest: bool) -> np.ndarray:
+    """(H, W, C) -> (S, S, C): resized into :func:`content_box`, zeros around it; as it is
+    when ``image_size`` is None."""
+    if image_size is None:
+        return x
     top, left, h, w = content_box(x.shape[0], x.shape[1], image_size, resize)
     out = np.zeros((image_size, image_size, x.shape[-1]), x.dtype)
     for c in range(x.shape[-1]):
@@ -104,7 +113,7 @@ def _fit(x: np.ndarray, image_size: int, resize: str, *, nearest: bool) -> np.nd
 def prepare_image(
     raw: np.ndarray,
     *,
-    image_size: int,
+    image_size: int | None,
     intensity: str,
     channels: int,
     name: str = "image",
@@ -116,22 +125,27 @@ def prepare_image(
     [0, 1]); "minmax" maps each image's own min..max to 0..1 (a constant image becomes 0).
     ``channels``: 1 or 3; gray is repeated to 3, colour becomes BT.601 luminance for 1.
     ``resize``: "stretch" or "pad" (zeros around the image; see :func:`content_box`).
-    ``name`` is the file named in errors.
+    ``image_size`` None keeps the image's own size. ``name`` is the file named in errors.
     """
-    check_image_size(image_size)
+    if image_size is not None:
+        check_image_size(image_size)
     check_choice("intensity", intensity, INTENSITIES)
     check_choice("channels", channels, (1, 3))
     x = to_channels(_scale(raw, intensity, name), channels).astype(np.float32)
     return np.clip(_fit(x, image_size, resize, nearest=False), 0.0, 1.0)
 
 
-def prepare_mask(mask: np.ndarray, *, image_size: int, resize: str = "stretch") -> np.ndarray:
-    """Resize a bool (H, W) mask to uint8 (image_size, image_size, 1) in {0, 1}, nearest only.
+def prepare_mask(
+    mask: np.ndarray, *, image_size: int | None, resize: str = "stretch"
+) -> np.ndarray:
+    """Resize a bool (H, W) mask to uint8 (image_size, image_size, 1) in {0, 1}, nearest only
+    (image_size None: (H, W, 1), not resized).
 
     With ``resize="pad"`` the mask lands where :func:`prepare_image` puts its image; the
     padding is background.
     """
-    check_image_size(image_size)
+    if image_size is not None:
+        check_image_size(image_size)
     if mask.ndim != 2:
         raise ValueError(f"prepare_mask needs a 2-D mask; got shape {mask.shape}")
     return _fit((mask > 0).astype(np.uint8)[..., None], image_size, resize, nearest=True)
