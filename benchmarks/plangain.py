@@ -184,6 +184,25 @@ def _verdict(gains: dict[str, list[float]]) -> bool | None:
     return None if ahead + len(SETS) - len(means) >= 2 else False
 
 
+def _cost_notes(pairs: list[dict]) -> list[str]:
+    """What the same steps cost and showed each arm: images seen (steps × batch), wall time."""
+    parts = []
+    for dataset in SETS:
+        runs = [p for p in pairs if p["dataset"] == dataset]
+        if not runs:
+            continue
+        seen = {a: statistics.mean(p[a]["steps"] * p[a]["batch"] for p in runs) for a in ARMS}
+        wall = statistics.mean(p["planned"]["wall"] / p["default"]["wall"] for p in runs)
+        parts.append(
+            f"{dataset}: {seen['planned']:.0f} against {seen['default']:.0f} images, "
+            f"{wall:.2f}× the wall time"
+        )
+    if not parts:
+        return []
+    return ["Same steps, different work: the planned arm's training saw (steps × batch) "
+            + "; ".join(parts) + " (planned against default, mean per run)."]  # fmt: skip
+
+
 def plangain_section(result: dict) -> Section:
     """The section for RESULTS.md from the JSON ``measure`` saved."""
     rows, gains = [], {}
@@ -217,6 +236,7 @@ def plangain_section(result: dict) -> Section:
         "volumes for BraTS. Wall = `study run` alone (process start, data load, training, "
         "validation every epoch, model logging), on the 2 shared CPU cores.",
     ]
+    notes += _cost_notes(result["pairs"])
     if result.get("skipped"):
         left = ", ".join(f"{s['dataset']} seed {s['seed']}" for s in result["skipped"])
         notes.append(f"Not measured (out of time): {left}.")

@@ -97,6 +97,7 @@ def test_plan_gain_section_states_the_gain_per_set_and_the_verdict() -> None:
     planned = next(r for r in s.rows if r[0].startswith("phantoms") and r[1] == "planned")
     assert planned[3] == "2×70 / 2×70 / 2×70" and planned[-1].startswith("0.100 ± 0.000")
     assert "nuclei: +0.040 (ahead in 3 of 3 seeds)" in s.headline
+    assert "phantom: 280 against 1224 images, 1.00× the wall time" in s.notes[-1]
 
     behind = [p | {"planned": p["planned"] | {"best": 0.0}} if p["dataset"] == "brats" else p
               for p in pairs]  # fmt: skip
