@@ -123,22 +123,28 @@ def _data(dataset: str, workdir: Path) -> Path:
     return {"nuclei": NUCLEI, "brats": BRATS}[dataset]
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
 def measure(
     workdir: Path, *, sets: list[str], seeds: list[int], target: int, until: float, save: Path
 ) -> dict:
     """Every pair, set by set; saved after each, and none started that would end past
     ``until`` (epoch seconds) judging by the set's previous pair (else 6 minutes)."""
-    result = {"target_steps": target, "pairs": [], "skipped": []}
+    result = {"target_steps": target, "pairs": [], "skipped": [], "started": _now()}
+    started = time.time()
     for dataset in sets:
         last = 360.0
         for seed in seeds:
             if time.time() + last > until:
                 result["skipped"].append({"dataset": dataset, "seed": seed})
                 continue
-            started = time.time()
+            pair_started = time.time()
             data = _data(dataset, workdir)
             result["pairs"].append(run_pair(workdir, dataset, data, seed, target))
-            last = time.time() - started
+            last = time.time() - pair_started
+            result["seconds"] = time.time() - started
             save.write_text(json.dumps(result, indent=1))
     save.write_text(json.dumps(result, indent=1))
     return result
@@ -237,6 +243,12 @@ def plangain_section(result: dict) -> Section:
         "validation every epoch, model logging), on the 2 shared CPU cores.",
     ]
     notes += _cost_notes(result["pairs"])
+    notes += result.get("remarks", [])  # what was noticed about this run, kept with its data
+    if "started" in result:
+        notes.append(
+            f"Run {result['started']}, {result.get('seconds', 0) / 60:.0f} minutes for all "
+            "pairs (creates included), one study at a time, on cores shared with other jobs."
+        )
     if result.get("skipped"):
         left = ", ".join(f"{s['dataset']} seed {s['seed']}" for s in result["skipped"])
         notes.append(f"Not measured (out of time): {left}.")
