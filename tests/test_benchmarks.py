@@ -67,3 +67,62 @@ def test_markdown_report_states_each_verdict() -> None:
     assert "| 2. B | 50 % | ≥ 70 % | not met |" in text
     assert "| 6. GPU | unmeasured | when a GPU is at hand | — |" in text
     assert "- why" in text
+
+
+def _pair(dataset: str, seed: int, planned: float, default: float) -> dict:
+    def arm(best: float, size: int, batch: int, epochs: int, steps: int) -> dict:
+        return {
+            "objective": "val_dsc", "best": best, "params": {"base_filters": 8, "depth": 3},
+            "image_size": size, "batch": batch, "epochs": epochs, "steps_per_epoch": steps,
+            "steps": epochs * steps, "wall": 100.0,
+        }  # fmt: skip
+
+    return {
+        "dataset": dataset,
+        "seed": seed,
+        "planned": arm(planned, 96, 2, 2, 70),
+        "default": arm(default, 128, 8, 3, 51),
+    }
+
+
+def test_plan_gain_section_states_the_gain_per_set_and_the_verdict() -> None:
+    from benchmarks.plangain import plangain_section
+
+    gains = {"phantom": (0.10, 0.05), "nuclei": (0.04, 0.05), "brats": (0.0, 0.01)}
+    pairs = [
+        _pair(d, seed, base + gain, base) for d, (gain, base) in gains.items() for seed in (0, 1, 2)
+    ]
+    s = plangain_section({"target_steps": 120, "pairs": pairs, "skipped": []})
+    assert s.met is True  # ahead by >= 0.03 on two sets, behind on none
+    planned = next(r for r in s.rows if r[0].startswith("phantoms") and r[1] == "planned")
+    assert planned[3] == "2×70 / 2×70 / 2×70" and planned[-1].startswith("0.100 ± 0.000")
+    assert "nuclei: +0.040 (ahead in 3 of 3 seeds)" in s.headline
+    assert "phantom: 280 against 1224 images, 1.00× the wall time" in s.notes[-1]
+
+    behind = [p | {"planned": p["planned"] | {"best": 0.0}} if p["dataset"] == "brats" else p
+              for p in pairs]  # fmt: skip
+    assert plangain_section({"target_steps": 120, "pairs": behind, "skipped": []}).met is False
+
+    partial = plangain_section({"target_steps": 120, "pairs": pairs[:3],
+                                "skipped": [{"dataset": "brats", "seed": 0}]})  # fmt: skip
+    assert partial.met is None  # one set measured: the target cannot be told yet
+    assert any("not measured" in r for r in partial.rows)
+    assert "brats seed 0" in partial.notes[-1]
+
+
+def test_plan_gain_section_goes_into_results_once(tmp_path) -> None:
+    from benchmarks.plangain import plangain_section, write_results
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        "## Summary\n\n| 9. GPU | x | y | — |\n\n## 9. GPU\n\ntext\n\n## Analysis\n\nwhy\n"
+    )
+    pairs = [_pair("phantom", 0, 0.5, 0.4)]
+    write_results(plangain_section({"target_steps": 120, "pairs": pairs}), results)
+    pairs = [_pair("phantom", 0, 0.6, 0.4)]
+    write_results(plangain_section({"target_steps": 120, "pairs": pairs}), results)
+    text = results.read_text()
+    assert text.count("| 10. Planned") == 1 and text.count("## 10. Planned") == 1
+    assert "phantom: +0.200" in text and "phantom: +0.100" not in text
+    assert text.index("| 9. GPU") < text.index("| 10. Planned") < text.index("## 9. GPU")
+    assert text.index("## 9. GPU") < text.index("## 10. Planned") < text.index("## Analysis")
