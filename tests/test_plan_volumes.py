@@ -4,7 +4,6 @@ BraTS set when it is there."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -153,16 +152,14 @@ def test_the_batch_is_capped_at_5_percent_of_the_slices_the_study_trains_on(tmp_
 
 
 @pytest.mark.skipif(not BRATS.is_dir(), reason=f"{BRATS} absent")
-def test_the_brats_set_fingerprints_in_seconds() -> None:
-    start = time.perf_counter()
+def test_the_brats_set_fingerprint() -> None:
+    # its speed is measured, not asserted: README's planning section gives the wall times
     fp = volume_fingerprint(BRATS, min_voxels=10)
-    seconds = time.perf_counter() - start
     v = fp.volumes
     assert len(v.cases) == 6 and fp.n_images == 930 and set(v.axes.tolist()) == {2}
     assert fp.shapes[0].tolist() == [240, 240] and v.spacings.tolist() == [[1, 1, 1]] * 6
     assert len(v.lesion_voxels) == 19 and v.specks == 11 and len(fp.lesion_extents) == 8
     assert fp.channels[0].name == "FLAIR" and 0.5 < fp.lesion_free_share < 0.55
-    assert seconds < 10, f"{seconds:.1f} s"
 
 
 def one_error_line(*args: object) -> str:

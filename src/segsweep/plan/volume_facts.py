@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from segsweep.data.slices import slice_stem
+
 __all__ = ["VolumeFacts", "percentiles"]
 
 
@@ -55,7 +57,7 @@ class VolumeFacts:
         counts: dict[int, int] = {}
         stems = []
         for c in self.slice_case.tolist():
-            stems.append(f"{self.cases[c]}_z{counts.get(c, 0):03d}")
+            stems.append(slice_stem(self.cases[c], counts.get(c, 0)))
             counts[c] = counts.get(c, 0) + 1
         return stems
 
