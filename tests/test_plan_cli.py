@@ -126,7 +126,7 @@ def test_create_plans_a_new_study_unless_told_not_to(tmp_path: Path, monkeypatch
     planned = load_config(tmp_path / "studies" / "a.toml")
     assert planned.data.image_size == 48 and planned.train.steps_per_epoch >= 50
     assert toml.count("# planned: ") >= 8
-    assert re.search(r"# yours: set with --set \(the plan: 2, as .*\)\nbatch_size = 3\n", toml)
+    assert re.search(r"# yours: set with --set \(the plan: 8, as .*\)\nbatch_size = 3\n", toml)
     result = run("study", "create", "b", "--data", "ph", "--no-plan")
     assert result.exit_code == 0, result.output
     plain = load_config(tmp_path / "studies" / "b.toml")
@@ -161,9 +161,10 @@ def test_on_a_gpu_the_batch_is_measured_once_and_cached(tmp_path: Path, monkeypa
     gpu, cache = Device("Fake H200", 140_000, gpu=True), tmp_path / "studies" / "ladder.json"
     first = plan_study(cfg, cache=cache, device=gpu)
     batch = first.decisions["train.batch_size"]
-    # rungs up to 6, 5 % of the 120 training images
+    # rungs from 2 to the cap of 8 (batch norm's least, over 5 % of the 120 training images)
     assert tried == [2, 4, 6] and batch.value == 4
     assert batch.reason.startswith("measured on Fake H200: 4 fits, 6 ran out of memory")
+    assert batch.reason.endswith("under 8, batch norm will be noisy")  # batch norm is searched
     # the measured 0.004 s a step sets the training length: nnU-Net's 250 fit the budget
     assert first.decisions["train.steps_per_epoch"].value == 250
     again = plan_study(cfg, cache=cache, device=gpu)

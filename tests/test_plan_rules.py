@@ -194,6 +194,25 @@ def test_batch_estimated_from_memory_and_time_without_a_gpu() -> None:
     assert slow.value == 3 and "up to a batch of 3" in slow.reason
 
 
+def test_batch_norm_in_the_space_keeps_at_least_8_images_a_batch() -> None:
+    """Batch norm cannot use 2 images a batch (Wu & He 2018): with it searched, the plan costs
+    sizes and networks at 8 and never plans fewer; without it, nnU-Net's 2 stands."""
+    slow = Budget(memory_mb=8_000, gflops=4, trial_seconds=1800, device=CPU)
+    f = fp((128, 128), n=1000, lesion=(5, 5))
+    normed = make_plan(f, Config(), slow).decisions
+    plain = make_plan(f, Config().replace(**{"space.batch_norm": (False,)}), slow).decisions
+    assert normed["train.batch_size"].value >= 8 > plain["train.batch_size"].value
+    # sizes are costed at the batch the plan will use: 4x the images buy a smaller window
+    assert normed["data.patch_size"].value == 32 and plain["data.patch_size"].value == 64
+    # where the time budget allows only 3, the floor holds and says why
+    floor = batch_rule(
+        10_000, ladder=None, memory_per_image_mb=50.0, seconds_per_image=0.5, epochs=20,
+        budget=ROOMY, th=Thresholds(min_batch=8),
+    )  # fmt: skip
+    assert floor.value == 8 and "up to a batch of 3" in floor.reason
+    assert floor.reason.endswith("at least 8 for batch norm's statistics")
+
+
 def test_steps_per_epoch_fill_the_budget_between_50_and_250() -> None:
     quick = steps_rule(0.01, epochs=20, n_train=120, batch=4, budget=ROOMY, th=TH)
     assert quick.value == 250 and "nnU-Net's 250" in quick.reason
@@ -318,11 +337,12 @@ def test_the_space_drops_what_doctor_would_warn_about() -> None:
 
 def test_a_value_the_user_sets_wins_and_the_rules_after_it_plan_around_it() -> None:
     f = fp((128, 128), lesion=(17, 17))
-    planned = make_plan(f, Config(), ROOMY)
+    quick = Budget(memory_mb=8_000, gflops=80, trial_seconds=1800, device=CPU)
+    planned = make_plan(f, Config(), quick)
     assert planned.decisions["data.image_size"].value == 128
     assert planned.decisions["space.depth"].value == (4, 5)
     cfg = Config().replace(**{"data.image_size": 64})
-    mine = make_plan(f, cfg, ROOMY, given={"data.image_size": 64})
+    mine = make_plan(f, cfg, quick, given={"data.image_size": 64})
     size = mine.decisions["data.image_size"]
     assert size.value == 64 and size.source == "yours" and "the plan: 128" in size.reason
     assert mine.decisions["space.depth"].value == (3, 4)  # planned for 64 px: 4 px at depth 4

@@ -7,7 +7,7 @@ rules after it read the user's value: ``--set data.image_size=64`` plans the dep
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ def make_plan(
     th: Thresholds = DEFAULT,
 ) -> Plan:
     """Every planned setting with its reason; ``cfg`` already holds the user's ``given``."""
+    th = _batch_floor(cfg, th)
     decided: dict[str, Decision] = {}
 
     def take(key: str, planned: Decision) -> Any:
@@ -150,6 +151,14 @@ def make_plan(
     return Plan(fp, budget, decided, ladder)
 
 
+def _batch_floor(cfg: Config, th: Thresholds) -> Thresholds:
+    """``th`` with the least batch the space's normalisation needs: every size and network is
+    costed at it, so the time budget is not spent on a batch that batch norm cannot use."""
+    if True not in cfg.space.batch_norm:
+        return th
+    return replace(th, min_batch=max(th.min_batch, th.batch_norm_min_batch))
+
+
 def apply_plan(cfg: Config, plan: Plan) -> tuple[Config, dict[str, str]]:
     """``cfg`` with every planned value it can hold, and the ones it cannot (a setting or a
     value this segsweep lacks, or one that does nothing on this data), each with why."""
@@ -194,7 +203,9 @@ def _measured(plan: Plan, cfg: Config, cache: Path, th: Thresholds) -> Ladder:
         filters=max(d["space.base_filters"].value),
         channels=cfg.data.channels or plan.fingerprint.channels_used,
     )
-    cap = batch_cap(_n_train(plan.fingerprint, cfg), th)
+    # climb from the least batch any network takes, so a GPU where batch norm's 8 do not fit
+    # still shows what does; stop at the cap the plan's floor allows
+    cap = batch_cap(_n_train(plan.fingerprint, cfg), _batch_floor(cfg, th))
     device = plan.budget.device.name
     key = ladder_key(device, cfg.train.backend, **net, cap=cap)
     found = load_ladder(cache, key)

@@ -95,6 +95,8 @@ def batch_rule(
             f"; {epochs}x{th.min_steps} steps fit the {budget.trial_seconds / 60:g} min budget "
             f"up to a batch of {quick}"
         )
+    if quick < th.min_batch <= batch:
+        found += f", but a batch holds at least {th.min_batch} for batch norm's statistics"
     if batch < th.min_batch:
         found += f"; under {th.min_batch}, batch norm will be noisy"
     return Decision(batch, found)
