@@ -94,8 +94,11 @@ def _grouped(
         cv = GroupShuffleSplit(n_splits=1, test_size=1 / k, random_state=seed)
     with warnings.catch_warnings():  # too few of one kind for k folds: stratify what we can
         warnings.simplefilter("ignore", UserWarning)
-        # the greedy fold assignment may leave a fold empty; take the first usable one
-        train, val = next((t, v) for t, v in cv.split(x, has_lesion, groups) if len(t) and len(v))
+        # the greedy fold assignment may leave a fold empty: keep the usable ones. Its shuffle
+        # only reorders groups whose lesion shares tie, so with a few cases every seed made the
+        # same folds (6 BraTS volumes: one split for all seeds); the seed also picks the fold
+        usable = [(t, v) for t, v in cv.split(x, has_lesion, groups) if len(t) and len(v)]
+        train, val = usable[seed % len(usable)]
     return (val, train) if val_fraction > 0.5 else (train, val)
 
 
