@@ -32,6 +32,10 @@ TINY = [
     "tracking.overlay_every=100",
     "--set",
     "tracking.log_model=false",
+    # tracing the train step costs more than a tiny trial's few steps; the end-to-end tests
+    # keep the compiled step (their studies add --set train.eager=false)
+    "--set",
+    "train.eager=true",
 ]
 
 

@@ -34,6 +34,7 @@ COLLAPSING = [
     *("--set", "space.dropout=[0.0]", "--set", "space.batch_norm=[false]"),
     *("--set", "space.deep_supervision=[false]", "--set", 'space.schedule=["constant"]'),
     *("--set", "space.l2=[1e-5]"),
+    *("--set", "train.eager=false"),  # each backend's compiled train step, as users run it
 ]
 
 # A saved model's predictions under another backend, in its own process (Keras picks the backend

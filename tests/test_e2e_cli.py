@@ -29,6 +29,8 @@ E2E = [
     "tracking.overlay_every=1",
     "--set",
     "tracking.log_model=true",
+    "--set",
+    "train.eager=false",  # the compiled train step, as users run it
 ]
 
 

@@ -28,6 +28,8 @@ MIXED = [
     "train.epochs=1",
     "--set",
     "tracking.log_model=true",
+    "--set",
+    "train.eager=false",  # float16 in the compiled train step, as users run it
 ]
 
 # Runs in its own process, as a user's script would: only MLflow, no segsweep.

@@ -367,6 +367,7 @@ def test_planned_patches_land_in_the_settings_with_their_lesion_oversampling() -
     assert cfg.data.patch_size % 2 ** max(cfg.space.depth) == 0  # doctor would refuse it else
     assert cfg.data.lesion_oversample == 0.33 and "data.lesion_oversample" not in left_out
     assert "centred on a lesion pixel" in plan.note("data.lesion_oversample")
+    assert "not used" in left_out["data.image_size"]  # patches resize nothing
 
 
 def test_whole_pictures_plan_no_patches_and_leave_oversampling_out() -> None:

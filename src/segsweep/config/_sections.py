@@ -77,6 +77,14 @@ class TrainSettings:
         'torch.compile, which compiles every trial\'s new model again); "on"; "off"',
         one_of("auto", "on", "off"),
     )
+    eager: bool = setting(
+        False,
+        "run Keras op by op instead of compiling the train step (Keras' run_eagerly): for "
+        "debugging a loss or a layer, and for smoke runs of a few steps, where tracing the "
+        "graph costs more than the steps (a 3-step trial of a tiny UNet++ on the CPU: ~2 s "
+        "against ~5 s); slower per step on real training",
+        is_bool,
+    )
     onednn: str = setting(
         "auto",
         '"auto" = oneDNN kernels when several CPU workers share the cores (~1.2x less CPU '

@@ -167,6 +167,12 @@ def apply_plan(cfg: Config, plan: Plan) -> tuple[Config, dict[str, str]]:
     for key, decision in plan.decisions.items():
         if decision.source != "plan":
             continue  # the user's value is in cfg already
+        if key == "data.image_size" and patches:
+            left_out[key] = (
+                "with data.patch_size the images keep their own resolution; data.image_size "
+                "is not used"
+            )
+            continue
         pictures = plan.fingerprint.volumes is None
         if pictures and (why := _unused_on_pictures(key, decision.value, patches=patches)):
             left_out[key] = why

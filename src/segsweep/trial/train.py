@@ -206,7 +206,8 @@ def fit(
     steps = cfg.train.steps_per_epoch or math.ceil(len(split.train_x) / cfg.train.batch_size)
     model.compile(
         optimizer=make_optimizer(params, total_steps=steps * cfg.train.epochs),
-        jit_compile=accel["jit_compile"],
+        jit_compile=accel["jit_compile"] and not cfg.train.eager,
+        run_eagerly=cfg.train.eager,
     )
     data, steps_per_epoch = _batches(split, cfg, seed=seed, steps=steps)
     val = ValidationMetrics(
