@@ -63,6 +63,34 @@ def test_a_patch_study_trains_and_scores_validation_on_whole_native_images(
     assert 0.0 <= result.history["val_dsc"][0] <= 1.0
 
 
+def test_a_volume_study_trains_on_patches_and_scores_whole_cases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Volumes and patches together: slices stay at their own 24 px, the network takes 16 px
+    patches, and the validation cases are scored whole in 3D from windowed predictions."""
+    from volumes import SHAPE, write_nnunet
+
+    from segsweep.trial.train import fit
+    from segsweep.trial.workerdata import load_worker_data
+
+    write_nnunet(tmp_path / "vol", n=4)
+    monkeypatch.chdir(tmp_path)
+    sets = ["--set", f"data.patch_size={PATCH}", "--set", "train.epochs=1"]
+    created = CliRunner().invoke(main, ["study", "create", "v", "--data", "vol", *TINY, *sets])
+    assert created.exit_code == 0, created.output
+    cfg = load_config(tmp_path / "studies" / "v.toml")
+    assert cfg.search.objective == "val_case_dsc"
+    data = load_worker_data(cfg)
+    assert data.split.train_x.shape[1:3] == SHAPE[:2]  # slices at their own size
+    seen = []
+    result = fit(PARAMS, data.split, cfg, seed=0, on_validation=seen.append)
+    assert result.net.input_shape[1:3] == (PATCH, PATCH)
+    prob = seen[0].last_prob
+    assert prob.shape == (len(data.split.val_x), *SHAPE[:2], 1)
+    np.testing.assert_allclose(prob[0, ..., 0], windows(result.net, data.split.val_x[0]), atol=1e-5)
+    assert 0.0 <= result.history["val_case_dsc"][0] <= 1.0
+
+
 def test_predict_writes_a_mask_of_each_images_own_size(tmp_path: Path, net) -> None:
     from segsweep.results.predict import LoadedModel, predict_folder
 
