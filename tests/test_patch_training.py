@@ -110,6 +110,24 @@ def test_predict_writes_a_mask_of_each_images_own_size(tmp_path: Path, net) -> N
         assert mask.shape == shape and np.mean(mask != expected) < 1e-3
 
 
+def test_a_bare_keras_file_predicts_by_windows_when_asked(tmp_path: Path, net) -> None:
+    """A .keras file records no patch size: --windows predicts by windows of its input size."""
+    from segsweep.results.predict import load_model
+
+    net.save(tmp_path / "patches.keras")
+    assert load_model(str(tmp_path / "patches.keras")).patch_size == 0  # whole images
+    assert load_model(str(tmp_path / "patches.keras"), windows=True).patch_size == PATCH
+    image = np.random.default_rng(2).integers(0, 256, (40, 28), dtype=np.uint8)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(image).save(tmp_path / "in" / "a.png")
+    args = ["predict", str(tmp_path / "patches.keras"), str(tmp_path / "in"), str(tmp_path / "o")]
+    done = CliRunner().invoke(main, [*args, "--windows"])
+    assert done.exit_code == 0, done.output
+    mask = np.asarray(Image.open(tmp_path / "o" / "a.png"))
+    expected = np.where(windows(net, image[..., None].astype(np.float32) / 255) > 0.5, 255, 0)
+    assert mask.shape == image.shape and np.mean(mask != expected) < 1e-3
+
+
 def test_the_champion_pyfunc_predicts_any_size_by_windows(tmp_path: Path, net) -> None:
     import mlflow
     from mlflow import MlflowClient

@@ -36,6 +36,13 @@ from segsweep.errors import SegsweepError
     help="how images were made square (data.resize); default: as the model was trained, "
     "'stretch' for a .keras file",
 )
+@click.option(
+    "--windows/--no-windows",
+    default=None,
+    help="predict each image at its own resolution by overlapping windows of the network's "
+    "input size (a model trained on patches, data.patch_size); default: as the model was "
+    "trained, off for a .keras file",
+)
 @tracking_option
 def command(
     model: str,
@@ -44,6 +51,7 @@ def command(
     threshold: float | None,
     intensity: str | None,
     resize: str | None,
+    windows: bool | None,
     tracking_uri: str | None,
 ) -> None:
     """Write a PNG mask {0,255} per image of IMAGES_DIR at its original size.
@@ -68,11 +76,16 @@ def command(
         cfg = resolve_study(model.removeprefix("study:"), None, None)
         uri = cfg.tracking.uri if uri is None else uri
         champion = _champion_uri(cfg)
-    if champion is not None and intensity is None and resize is None:
+    if champion is not None and intensity is None and resize is None and windows is None:
         loaded = load_champion(champion, uri or "")
     else:
         loaded = load_model(
-            model, tracking_uri=uri or "", intensity=intensity, resize=resize, best_run=best_run
+            model,
+            tracking_uri=uri or "",
+            intensity=intensity,
+            resize=resize,
+            windows=windows,
+            best_run=best_run,
         )
     n = predict_folder(loaded, images_dir, out_dir, threshold=threshold)
     click.echo(f"wrote {n} masks to {out_dir} (model: {loaded.source})")

@@ -145,8 +145,18 @@ def _from_file(path: Path, intensity: str) -> LoadedModel:
     return LoadedModel(net, intensity, str(path))
 
 
+def _window(net: Any, source: str) -> int:
+    """The side of the square input a network trained on patches takes: its window."""
+    side = net.input_shape[1]
+    if side is None or side != net.input_shape[2]:
+        raise DataError(
+            f"{source} takes any input size, so it has no window to predict by; drop --windows"
+        )
+    return int(side)
+
+
 def _from_run(
-    run_id: str, tracking_uri: str, intensity: str | None, resize: str | None
+    run_id: str, tracking_uri: str, intensity: str | None, resize: str | None, windows: bool | None
 ) -> LoadedModel:
     from segsweep.store.tracking import Tracker
 
@@ -168,6 +178,8 @@ def _from_run(
     window = ast.literal_eval(params.get("data.ct_window", "()"))
     axis = params.get("data.slice_axis", "auto")
     patch = int(params.get("data.patch_size", "0"))  # runs before patches: whole images
+    if windows is not None:
+        patch = _window(loaded.net, f"run {run_id}") if windows else 0
     return LoadedModel(loaded.net, loaded.intensity, f"run {run_id}", resize, axis, window, patch)
 
 
@@ -177,24 +189,30 @@ def load_model(
     tracking_uri: str = "",
     intensity: str | None = None,
     resize: str | None = None,
+    windows: bool | None = None,
     best_run: Callable[[str], str] | None = None,
 ) -> LoadedModel:
     """``ref``: a ``.keras`` path, an MLflow run id, or ``study:NAME`` resolved by ``best_run``.
 
-    ``intensity`` and ``resize`` default to the run's own settings; a bare ``.keras`` file has
-    none recorded, so it defaults to "dtype" and "stretch".
+    ``intensity``, ``resize`` and ``windows`` (predict by windows of the network's input size,
+    as a model trained on patches) default to the run's own settings; a bare ``.keras`` file
+    has none recorded, so it defaults to "dtype", "stretch" and whole images.
     """
     if ref.startswith("study:"):
         if best_run is None:
             raise StudyError("study:NAME needs a study to look up")
-        return _from_run(best_run(ref.removeprefix("study:")), tracking_uri, intensity, resize)
+        run = best_run(ref.removeprefix("study:"))
+        return _from_run(run, tracking_uri, intensity, resize, windows)
     path = Path(ref)
     if path.suffix == ".keras":
         if not path.is_file():
             raise DataError(f"{path}: no such model file")
         loaded = _from_file(path, intensity or "dtype")
-        return LoadedModel(loaded.net, loaded.intensity, loaded.source, resize or "stretch")
-    return _from_run(ref, tracking_uri, intensity, resize)
+        patch = _window(loaded.net, str(path)) if windows else 0
+        return LoadedModel(
+            loaded.net, loaded.intensity, loaded.source, resize or "stretch", patch_size=patch
+        )
+    return _from_run(ref, tracking_uri, intensity, resize, windows)
 
 
 def list_images(folder: Path) -> list[Path]:
