@@ -7,8 +7,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -213,3 +215,52 @@ def test_predict_by_run_id_matches_predict_by_study(finished_study: Path, tmp_pa
         assert np.array_equal(
             np.asarray(Image.open(a)), np.asarray(Image.open(tmp_path / "b" / a.name))
         )
+
+
+# ---- optuna-dashboard (the ``segsweep[dashboard]`` extra) serves the same study's journal ----
+
+DASHBOARD = Path(sys.executable).with_name("optuna-dashboard")  # the extra's console script
+
+
+def get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            get(f"{url}/api/meta")
+            return
+        except OSError:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, f"optuna-dashboard did not answer at {url}"
+            time.sleep(0.5)
+
+
+def test_optuna_dashboard_serves_the_trials_and_their_user_attrs(finished_study: Path) -> None:
+    trials = load(finished_study, "tiny").get_trials()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [str(DASHBOARD), "studies/tiny.journal", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(args, cwd=finished_study, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_up(url, proc)
+        [summary] = get(f"{url}/api/studies")["study_summaries"]
+        assert summary["study_name"] == "tiny" and summary["directions"] == ["maximize"]
+        detail = get(f"{url}/api/studies/{summary['study_id']}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    served = {t["number"]: t for t in detail["trials"]}
+    assert sorted(served) == [t.number for t in trials] == [0, 1]
+    for trial in trials:
+        attrs = {a["key"]: a["value"] for a in served[trial.number]["user_attrs"]}
+        assert attrs["mlflow_run_id"] == trial.user_attrs["mlflow_run_id"]
+        assert attrs["worker"] == "w0" and attrs["diagnoses"] == json.dumps(
+            trial.user_attrs["diagnoses"]
+        )
+        assert served[trial.number]["state"] == trial.state.name.capitalize()
+    study_attrs = {a["key"] for a in detail["user_attrs"]}
+    assert "segsweep.config" in study_attrs
