@@ -102,7 +102,11 @@ def test_plan_then_create_then_run(tmp_path: Path) -> None:
     assert "planned from the data" in create.stdout
     toml = (tmp_path / "studies" / "p.toml").read_text()
     settings = tomllib.loads(toml)
-    for key in ("data.image_size", "train.steps_per_epoch", "train.batch_size", "space.depth"):
+    # 32 px phantoms in 0.02 min: patches at native resolution, so image_size is not used
+    assert plan["data.patch_size"]["value"] == 16
+    assert planned["not_settings_yet"] == ["data.image_size"]
+    keys = ("data.patch_size", "train.steps_per_epoch", "train.batch_size", "space.depth")
+    for key in keys:
         section, name = key.split(".")
         value = plan[key]["value"]
         assert settings[section][name] == value, key
@@ -162,13 +166,13 @@ def test_on_a_gpu_the_batch_is_measured_once_and_cached(tmp_path: Path, monkeypa
     first = plan_study(cfg, cache=cache, device=gpu)
     batch = first.decisions["train.batch_size"]
     # rungs from 2 to the cap of 8 (batch norm's least, over 5 % of the 120 training images)
-    assert tried == [2, 4, 6] and batch.value == 4
-    assert batch.reason.startswith("measured on Fake H200: 4 fits, 6 ran out of memory")
+    assert tried == [2, 4, 8] and batch.value == 4
+    assert batch.reason.startswith("measured on Fake H200: 4 fits, 8 ran out of memory")
     assert batch.reason.endswith("under 8, batch norm will be noisy")  # batch norm is searched
     # the measured 0.004 s a step sets the training length: nnU-Net's 250 fit the budget
     assert first.decisions["train.steps_per_epoch"].value == 250
     again = plan_study(cfg, cache=cache, device=gpu)
-    assert tried == [2, 4, 6] and again.decisions["train.batch_size"].value == 4
+    assert tried == [2, 4, 8] and again.decisions["train.batch_size"].value == 4
     assert "Fake H200" in cache.read_text()
 
 
