@@ -8,7 +8,8 @@ import optuna
 
 from segsweep.config import Config
 from segsweep.finalize._record import append_test_record, stored_scoring
-from segsweep.store.storage import SCORING_ATTR, create_study, summary
+from segsweep.store.storage import SCORING_ATTR, create_study
+from segsweep.store.summary import summary
 
 
 def _study(tmp_path, cfg: Config) -> optuna.Study:

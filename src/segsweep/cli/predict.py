@@ -62,7 +62,8 @@ def command(
     from segsweep.results.predict import load_champion, load_model, predict_folder
 
     def best_run(study_name: str) -> str:
-        from segsweep.store.storage import load_study, storage_url, summary
+        from segsweep.store.storage import load_study, storage_url
+        from segsweep.store.summary import summary
 
         cfg = resolve_study(study_name, None, None)
         best = summary(load_study(cfg.study.name, storage_url(cfg)))["best"]
@@ -92,7 +93,8 @@ def command(
 
 
 def _champion_uri(cfg) -> str | None:
-    from segsweep.store.storage import load_study, storage_url, summary
+    from segsweep.store.storage import load_study, storage_url
+    from segsweep.store.summary import summary
 
     champion = summary(load_study(cfg.study.name, storage_url(cfg)))["champion"]
     return None if champion is None else champion["model_uri"]

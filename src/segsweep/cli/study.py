@@ -201,7 +201,8 @@ def study_finalize(
 @storage_option
 def study_status(name: str | None, as_json: bool, storage: str | None) -> None:
     """Trial counts by state and the best trial."""
-    from segsweep.store.storage import load_study, storage_url, summary
+    from segsweep.store.storage import load_study, storage_url
+    from segsweep.store.summary import summary
 
     cfg = resolve_study(name, storage, None)
     result = summary(load_study(cfg.study.name, storage_url(cfg)))

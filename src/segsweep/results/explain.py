@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial
 
 from segsweep.errors import StudyError
 from segsweep.evaluation.diagnose import CODES, Rules, diagnose
-from segsweep.store.storage import summary
+from segsweep.store.summary import summary
 from segsweep.store.tracking import Tracker
 
 __all__ = ["RunRecord", "explain", "explain_run", "fetch_run", "render", "run_of_trial"]

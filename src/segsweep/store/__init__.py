@@ -1,7 +1,8 @@
 """Where a study is kept: the Optuna storage, the MLflow tracking store, crash recovery.
 
 - :mod:`.storage`: open or create a study's Optuna storage (journal file, SQLite, PostgreSQL),
-  its settings and train/validation/test assignment stored with it, its summary.
+  its settings and train/validation/test assignment stored with it.
+- :mod:`.summary`: a study read back as a person sees it (``study status --json``).
 - :mod:`.tracking`: :class:`~segsweep.store.tracking.Tracker`, the one place that talks to MLflow.
 - :mod:`.recovery`: trials and parent runs left RUNNING by a dead worker, found and closed.
 

@@ -10,16 +10,13 @@ storage URL.
 from __future__ import annotations
 
 import json
-import math
 import warnings
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
-from optuna.trial import FrozenTrial, TrialState
 
 from segsweep.config import Config, config_from_dict, dump_toml
 from segsweep.data.assign import Assignment
@@ -43,7 +40,6 @@ __all__ = [
     "study_config",
     "study_objective",
     "scoring_of",
-    "summary",
 ]
 
 STUDIES_DIR = Path("studies")
@@ -297,50 +293,3 @@ def find_study_name(studies_dir: Path = STUDIES_DIR) -> str:
     if not names:
         raise StudyError(f"no study settings in {studies_dir}/; run `segsweep study create NAME`")
     raise StudyError(f"{studies_dir}/ holds several studies ({', '.join(names)}); name one")
-
-
-def _best(study: optuna.Study) -> dict[str, Any] | None:
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None and math.isfinite(t.value)
-    ]
-    if not done:
-        return None
-    best = max(done, key=lambda t: t.value)
-    return {
-        "number": best.number,
-        "value": best.value,
-        "params": best.params,
-        "metrics": best.user_attrs.get("metrics", {}),
-        "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
-    }
-
-
-def _default(trials: list[FrozenTrial]) -> dict[str, Any] | None:
-    """The default configuration's trial (its retry, if the first try failed)."""
-    found = [t for t in trials if t.user_attrs.get(DEFAULT_ATTR)]
-    if not found:
-        return None
-    t = next((t for t in found if t.state == TrialState.COMPLETE), found[-1])
-    return {"number": t.number, "state": t.state.name, "value": t.value}
-
-
-def summary(study: optuna.Study) -> dict[str, Any]:
-    """The ``study status --json`` document."""
-    trials = study.get_trials(deepcopy=False)
-    counts = Counter(t.state.name for t in trials)
-    states = {s: counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
-    diagnoses = Counter(code for t in trials for code in t.user_attrs.get("diagnoses", []))
-    return {
-        "study": study.study_name,
-        "objective": study_objective(study),
-        "states": states,
-        "best": _best(study),
-        "default": _default(trials),
-        "diagnoses": dict(sorted(diagnoses.items())),
-        "champion": json.loads(study.user_attrs[CHAMPION_ATTR])
-        if CHAMPION_ATTR in study.user_attrs
-        else None,
-        "test_records": json.loads(study.user_attrs.get(TEST_RECORDS_ATTR, "[]")),
-    }

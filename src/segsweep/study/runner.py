@@ -13,7 +13,8 @@ from segsweep.config import Config, config_to_dict, dump_toml
 from segsweep.config.space import searched
 from segsweep.errors import ConfigError
 from segsweep.store.recovery import register_parent_run, release_parent_run
-from segsweep.store.storage import check_data_unchanged, load_study, record_objective, summary
+from segsweep.store.storage import check_data_unchanged, load_study, record_objective
+from segsweep.store.summary import summary
 from segsweep.store.tracking import TRIALS_VIEW, Tracker, package_versions
 from segsweep.study.workers import RECYCLE_AFTER, Coordinator, RunPlan, WorkerSpec
 
