@@ -16,7 +16,8 @@ from procs import load, make_study, segsweep, start
 from segsweep.cli import main
 from segsweep.config import Config, save_config
 from segsweep.errors import StudyError
-from segsweep.results.explain import explain_run, render, run_of_trial
+from segsweep.results.explain import explain_run, render
+from segsweep.results.runs import run_of_trial
 from segsweep.store.storage import create_study, storage_url
 from segsweep.store.tracking import Tracker
 

@@ -28,7 +28,8 @@ def command(target: str, trial: int | None, as_json: bool, tracking_uri: str | N
     completed one, else, with none completed, the finished one whose last reported value is
     best, else the latest finished one.
     """
-    from segsweep.results.explain import explain_run, render, run_of_trial
+    from segsweep.results.explain import explain_run, render
+    from segsweep.results.runs import run_of_trial
 
     if target.startswith("study:"):
         from segsweep.store.storage import load_study, storage_url
