@@ -9,11 +9,8 @@ counts trials by state, lists the best trials, what was pruned or failed and why
 
 from __future__ import annotations
 
-import math
 import time
-import warnings
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,16 +20,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from segsweep import __version__
 from segsweep.evaluation.diagnose import CODES
+from segsweep.results.plots import Unsupported, completed, importances, write_plots
 from segsweep.store.storage import study_objective
 from segsweep.store.tracking import Tracker
 
 __all__ = [
     "Report",
     "counts",
-    "importances",
     "report_run",
     "summary_markdown",
-    "write_plots",
     "write_report",
 ]
 
@@ -61,106 +57,6 @@ class Report:
     files: list[Path]
     skipped: dict[str, str]  # plot name -> why it was not drawn
     run_id: str | None  # the MLflow run the files were logged to
-
-
-def _completed(study: optuna.Study) -> list[FrozenTrial]:
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None and math.isfinite(t.value)
-    ]
-
-
-class _Skip(Exception):
-    """A plot the study cannot support yet; the message says why."""
-
-
-def _evaluator() -> Any:
-    from optuna.importance import FanovaImportanceEvaluator
-
-    return FanovaImportanceEvaluator(seed=0)  # seeded: the same study gives the same ranking
-
-
-def _check_importances(study: optuna.Study) -> None:
-    done = _completed(study)
-    varying = {k for t in done for k in t.params if len({repr(u.params.get(k)) for u in done}) > 1}
-    if len(done) < 2 or not varying:
-        raise _Skip("needs at least 2 completed trials whose parameters differ")
-
-
-def importances(study: optuna.Study) -> dict[str, float]:
-    """Each parameter's share of the value's variance (fANOVA), largest first.
-
-    No ``target`` is passed: Optuna then reads the trials' values with the study's own
-    direction. (fANOVA splits variance, which a sign flip leaves alone; evaluators that rank
-    by the top trials, such as PED-ANOVA, are the ones a maximised study's sign would turn.)
-    """
-    _check_importances(study)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        found = optuna.importance.get_param_importances(study, evaluator=_evaluator())
-    return {name: float(share) for name, share in found.items()}
-
-
-def _importances(study: optuna.Study) -> Any:
-    from optuna.visualization.matplotlib import plot_param_importances
-
-    _check_importances(study)
-    return plot_param_importances(study, evaluator=_evaluator())
-
-
-def _needs_completed(n: int, plot: Callable[[optuna.Study], Any]) -> Callable:
-    def guarded(study: optuna.Study) -> Any:
-        if len(_completed(study)) < n:
-            raise _Skip(f"needs at least {n} completed trial{'s' if n > 1 else ''}")
-        return plot(study)
-
-    return guarded
-
-
-def _intermediate(study: optuna.Study) -> Any:
-    from optuna.visualization.matplotlib import plot_intermediate_values
-
-    if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
-        raise _Skip("no trial reported a per-epoch value")
-    return plot_intermediate_values(study)
-
-
-def _plots() -> dict[str, Callable[[optuna.Study], Any]]:
-    from optuna.visualization import matplotlib as ov
-
-    return {
-        "optimization_history": _needs_completed(1, ov.plot_optimization_history),
-        "param_importances": _importances,
-        "parallel_coordinate": _needs_completed(2, ov.plot_parallel_coordinate),
-        "intermediate_values": _intermediate,
-    }
-
-
-def write_plots(study: optuna.Study, out_dir: Path) -> tuple[list[Path], dict[str, str]]:
-    """One PNG per plot the study supports; the others with the reason they were skipped."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    written, skipped = [], {}
-    for name, plot in _plots().items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                # a parameter searched over one value has one y: nothing for the user to act on
-                warnings.filterwarnings("ignore", "Attempting to set identical low and high ylims")
-                axes = plot(study)
-        except _Skip as why:
-            skipped[name] = str(why)
-            continue
-        figure = getattr(axes, "figure", None) or axes.ravel()[0].figure
-        path = out_dir / f"{name}.png"
-        figure.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        written.append(path)
-    return written, skipped
 
 
 def counts(study: optuna.Study) -> dict[str, dict[str, int]]:
@@ -210,7 +106,7 @@ def _metric(t: FrozenTrial, key: str) -> str:
 
 
 def _best_rows(study: optuna.Study, columns: list[str]) -> list[list[Any]]:
-    best = sorted(_completed(study), key=lambda t: t.value, reverse=True)[:TOP]
+    best = sorted(completed(study), key=lambda t: t.value, reverse=True)[:TOP]
     return [
         [t.number, f"{t.value:.4f}", *(_metric(t, k) for k in columns), _params(t), _codes(t),
          t.user_attrs.get("mlflow_run_id", "–")]
@@ -220,7 +116,7 @@ def _best_rows(study: optuna.Study, columns: list[str]) -> list[list[Any]]:
 
 def _trial_sections(study: optuna.Study) -> list[str]:
     objective = study_objective(study)
-    seen = {k for t in _completed(study) for k in t.user_attrs.get("metrics", {})}
+    seen = {k for t in completed(study) for k in t.user_attrs.get("metrics", {})}
     # the case columns only for volume data, whose trials record them
     columns = [k for k in METRIC_COLUMNS if k != objective and (k in seen or "_case_" not in k)]
     rows = _best_rows(study, columns)
@@ -244,7 +140,7 @@ def _importance_section(study: optuna.Study) -> list[str]:
     lines = ["## Parameter importances", ""]
     try:
         found = importances(study)
-    except _Skip as why:
+    except Unsupported as why:
         return [*lines, f"Not computed: {why}."]
     lines += ["Share of the objective's variance over the completed trials that each parameter "
               "explains (fANOVA, seeded), largest first.", ""]  # fmt: skip
