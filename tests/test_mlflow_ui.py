@@ -10,7 +10,8 @@ import mlflow
 import pytest
 
 from segsweep.cli.study import _browse_lines
-from segsweep.store.tracking import TRIALS_VIEW, Tracker
+from segsweep.store.tracking import Tracker
+from segsweep.store.views import TRIALS_VIEW
 
 KIND = "mlflow.experimentKind"
 

@@ -105,7 +105,7 @@ def _browse_lines(
     tracking_uri: str, experiment_id: str, key: str = "", what: str = "every trial"
 ) -> list[str]:
     """How to open saved view ``key`` of the study's runs in MLflow's UI."""
-    from segsweep.store.tracking import TRIALS_VIEW, view_path
+    from segsweep.store.views import TRIALS_VIEW, view_path
 
     view = view_path(experiment_id, key or TRIALS_VIEW)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
@@ -189,7 +189,7 @@ def study_finalize(
         click.echo(json.dumps(doc, indent=2))
         return
     click.echo(render(doc))
-    from segsweep.store.tracking import FOLDS_VIEW
+    from segsweep.store.views import FOLDS_VIEW
 
     for line in _browse_lines(cfg.tracking.uri, doc["experiment_id"], FOLDS_VIEW, "every fold"):
         click.echo(line)

@@ -65,7 +65,8 @@ from segsweep.store.storage import (
     study_assignment,
     study_objective,
 )
-from segsweep.store.tracking import FOLDS_VIEW, Tracker, package_versions
+from segsweep.store.tracking import Tracker, package_versions
+from segsweep.store.views import FOLDS_VIEW
 from segsweep.study.workers import RunPlan, WorkerSpec
 
 __all__ = ["finalize", "render"]

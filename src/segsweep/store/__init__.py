@@ -4,6 +4,7 @@
   its settings and train/validation/test assignment stored with it.
 - :mod:`.summary`: a study read back as a person sees it (``study status --json``).
 - :mod:`.tracking`: :class:`~segsweep.store.tracking.Tracker`, the one place that talks to MLflow.
+- :mod:`.views`: the saved views ``mlflow ui`` opens on (the trials, finalize's folds).
 - :mod:`.recovery`: trials and parent runs left RUNNING by a dead worker, found and closed.
 
 May import: ``errors``, ``config``, ``backend``, ``data``, ``evaluation``. Nothing here trains.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import platform
 import random
@@ -27,61 +26,18 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 
 from segsweep.errors import StudyError
+from segsweep.store.views import VIEW_TAG, saved_view
 
 __all__ = [
     "Tracker",
     "EXPERIMENT_KIND",
-    "FOLDS_VIEW",
     "RUN_STATUS",
-    "TRIALS_VIEW",
     "package_versions",
-    "view_path",
 ]
 
 # MLflow 3's UI opens an experiment without this tag in its GenAI view (traces), one toggle away
 # from the runs and their metric columns; this kind opens it in the model-training view.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-
-# MLflow 3's UI opens the saved view kept in experiment tag VIEW_TAG + key (JSON: name, dates and
-# the view's state as a JSON string) when its URL names the key: runs filtered, sorted and shown
-# with chosen columns, without a click. A filter or a metric sort lists child runs flat.
-VIEW_TAG = "mlflow.sharedViewState."
-TRIALS_VIEW, FOLDS_VIEW = "segsweep-trials", "segsweep-folds"  # keys: the search's, finalize's
-# the best epoch's values (best_*), the ones the trial's value and `study status` come from
-VIEW_METRICS = (
-    "val_dsc",
-    "val_lesion_dsc",
-    "val_lesion_f1",
-    "val_lesion_recall",
-    "val_lesion_precision",
-    "val_pred_fg",
-)
-
-
-def view_path(experiment_id: str, key: str) -> str:
-    """Where the UI shows saved view ``key``: on the runs tab, since opening the experiment
-    alone redirects there and drops every query parameter but ``workflowType``."""
-    return (
-        f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={key}"
-    )
-
-
-def _view_state(study_name: str, objective: str, params: Sequence[str], tags: Sequence[str]):
-    quoted = f'"{study_name}"' if "'" in study_name else f"'{study_name}'"
-    metrics = dict.fromkeys(f"best_{m}" for m in (objective, *VIEW_METRICS))  # ordered, unique
-    return {
-        # every trial run carries both tags, whichever `study run` made it; parent runs do not
-        "searchFilter": f"tags.study = {quoted} AND tags.trial IS NOT NULL",
-        "orderByKey": f"metrics.`best_{objective}`",
-        "orderByAsc": False,  # every objective is maximised
-        "selectedColumns": [
-            *(f"tags.`{t}`" for t in ("state", *tags)),
-            *(f"metrics.`{m}`" for m in metrics),
-            *(f"params.`{p}`" for p in params),
-        ],
-        "runsHiddenMode": "SHOW_ALL",  # the charts too show every trial, not the first ten
-    }
-
 
 # Optuna trial state -> MLflow run status.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
@@ -244,11 +200,9 @@ class Tracker:
     ) -> None:
         """Write (or overwrite) saved view ``key``: the trial runs of Optuna study
         ``study_name``, best ``objective`` first, with the lesion metrics, ``params`` and
-        ``tags`` as columns. Opened by :func:`view_path`."""
-        now = int(1000 * time.time())
-        state = _view_state(study_name, objective, params, tags)
-        envelope = {"name": name, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
-        self.client.set_experiment_tag(experiment_id, VIEW_TAG + key, json.dumps(envelope))
+        ``tags`` as columns. Opened by :func:`~segsweep.store.views.view_path`."""
+        view = saved_view(name, study_name, objective, params, tags)
+        self.client.set_experiment_tag(experiment_id, VIEW_TAG + key, view)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         items = [Param(k, str(v)) for k, v in sorted(params.items())]

@@ -15,7 +15,8 @@ from segsweep.errors import ConfigError
 from segsweep.store.recovery import register_parent_run, release_parent_run
 from segsweep.store.storage import check_data_unchanged, load_study, record_objective
 from segsweep.store.summary import summary
-from segsweep.store.tracking import TRIALS_VIEW, Tracker, package_versions
+from segsweep.store.tracking import Tracker, package_versions
+from segsweep.store.views import TRIALS_VIEW
 from segsweep.study.workers import RECYCLE_AFTER, Coordinator, RunPlan, WorkerSpec
 
 __all__ = ["coordinate", "run_study", "worker_specs"]
