@@ -21,7 +21,7 @@ def space(**flat):
 def test_default_space_gives_the_issue_defaults() -> None:
     assert default_params(space()) == {
         "loss": "dice_ce",
-        "base_filters": 16,  # the lower of two choices
+        "base_filters": 32,  # the widest choice
         "depth": 3,
         "deep_supervision": False,
         "dropout": 0.0,
@@ -49,7 +49,7 @@ def test_values_are_snapped_into_the_space_and_fixed_ones_win() -> None:
             schedule=["cosine"],
         )
     )
-    assert p["base_filters"] == 8 and p["depth"] == 3  # median; the lower of the middle two
+    assert p["base_filters"] == 32 and p["depth"] == 3  # the widest; the lower middle depth
     assert p["loss"] == "weighted_dice" and p["dice_w2"] == 0.7  # first choice; w2 applies
     assert p["lr"] == 1e-2 and p["dropout"] == 0.1  # clipped into the range
     assert p["l2"] == 0.0 and p["schedule"] == "cosine"  # fixed parameters keep their value
@@ -64,7 +64,7 @@ def test_a_new_study_queues_the_default_once(tmp_path: Path) -> None:
     (waiting,) = study.get_trials(states=(TrialState.WAITING,))
     assert waiting.user_attrs == {"default": True}
     fixed = waiting.system_attrs["fixed_params"]
-    assert fixed["loss"] == "dice_ce" and fixed["base_filters"] == 8 and fixed["lr"] == 1e-3
+    assert fixed["loss"] == "dice_ce" and fixed["base_filters"] == 16 and fixed["lr"] == 1e-3
     assert "bn_momentum" not in fixed  # a one-choice parameter is not asked of Optuna
     again = create_study(cfg, url, exist_ok=True)
     assert len(again.get_trials()) == 1  # updating the study queues nothing more

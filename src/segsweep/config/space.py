@@ -18,7 +18,10 @@ __all__ = ["suggest", "fixed_params", "is_fixed", "default_params", "searched", 
 
 # The configuration a careful user trains first (``search.default_first``), as Auto-nnU-Net
 # samples nnU-Net's defaults first: whatever the search finds is then compared with it.
-# ``base_filters`` and ``depth`` take the median choice (the lower of two); ``dice_w2`` and
+# ``base_filters`` takes the widest choice: nnU-Net trains the widest network its budget allows,
+# and the plan's filters are the widest that fits the study's budget and half of it (trained at
+# half width, the planned default trailed today's by 0.10-0.23 Dice at equal steps: benchmarks/
+# RESULTS.md section 10). ``depth`` takes the median choice (the lower of two). ``dice_w2`` and
 # ``dice_reduction`` matter only when a space without dice_ce forces another loss.
 DEFAULT_CONFIG: dict[str, Any] = {
     "loss": "dice_ce",
@@ -109,9 +112,9 @@ def default_params(space: SpaceSettings) -> dict[str, Any]:
     wanted = {
         name: _snap(name, value, getattr(space, name)) for name, value in DEFAULT_CONFIG.items()
     }
-    for name in ("base_filters", "depth"):
-        ordered = sorted(getattr(space, name))
-        wanted[name] = ordered[(len(ordered) - 1) // 2]
+    wanted["base_filters"] = max(space.base_filters)
+    depths = sorted(space.depth)
+    wanted["depth"] = depths[(len(depths) - 1) // 2]
     return suggest(optuna.trial.FixedTrial(wanted), space)
 
 
