@@ -239,7 +239,8 @@ def plangain_section(result: dict) -> Section:
         "sampler and weights); the two arms of a seed share the split.",
         "One trial per study (`study run --trials 1 --workers 1`, pruner off): trial 0 is each "
         "arm's default configuration of its own space (`search.default_first`: dice_ce, batch "
-        "norm, Adam 1e-3 with poly decay, the median network), so this compares the planned "
+        "norm, Adam 1e-3 with poly decay, the widest filters of its space and its median "
+        "depth; the default arm's space is pinned to filters 16), so this compares the planned "
         "resolution, network size, batch, steps and intensity rule, not the narrowed search.",
         "Best = the study's objective at its best epoch (`study status --json`): per-image hard "
         "Dice on the validation images for 2D sets, per-case Dice of the stacked validation "
