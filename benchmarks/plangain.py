@@ -84,6 +84,12 @@ def _create(cwd: Path, arm: str, data: Path, seed: int) -> int:
     return _steps_per_epoch(cwd, arm)
 
 
+def _network(params: dict, settings: dict) -> dict:
+    """The trained base_filters and depth: a one-value setting is fixed, not in the params."""
+    space = settings["space"]
+    return {k: params.get(k, space[k][0]) for k in ("base_filters", "depth")}
+
+
 def _run(cwd: Path, arm: str, epochs: int, steps: int) -> dict:
     _set_epochs(cwd, arm, epochs)
     started = time.time()
@@ -97,6 +103,7 @@ def _run(cwd: Path, arm: str, epochs: int, steps: int) -> dict:
         "best": best.get("value"),
         "states": {k: v for k, v in status["states"].items() if v},
         "params": best.get("params", {}),
+        "network": _network(best.get("params", {}), s),
         "image_size": s["data"]["image_size"],
         "intensity": s["data"]["intensity"],
         "batch": s["train"]["batch_size"],
@@ -164,7 +171,8 @@ def _mean_sd(values: list[float]) -> str:
 def _arm_cells(pairs: list[dict], arm: str) -> list[str]:
     runs = [p[arm] for p in pairs]
     first = runs[0]
-    net = f"{first['params'].get('base_filters')}/{first['params'].get('depth')}"
+    trained = first.get("network", first["params"])
+    net = f"{trained.get('base_filters')}/{trained.get('depth')}"
     return [
         f"{first['image_size']} px, filters/depth {net}, batch {first['batch']}",
         " / ".join(f"{r['epochs']}×{r['steps_per_epoch']}" for r in runs),
