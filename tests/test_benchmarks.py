@@ -86,7 +86,7 @@ def _pair(dataset: str, seed: int, planned: float, default: float) -> dict:
 
 
 def test_plan_gain_section_states_the_gain_per_set_and_the_verdict() -> None:
-    from benchmarks.plangain import plangain_section
+    from benchmarks.plangain_section import plangain_section
 
     gains = {"phantom": (0.10, 0.05), "nuclei": (0.04, 0.05), "brats": (0.0, 0.01)}
     pairs = [
@@ -111,7 +111,7 @@ def test_plan_gain_section_states_the_gain_per_set_and_the_verdict() -> None:
 
 
 def test_plan_gain_section_goes_into_results_once(tmp_path) -> None:
-    from benchmarks.plangain import plangain_section, write_results
+    from benchmarks.plangain_section import plangain_section, write_results
 
     results = tmp_path / "RESULTS.md"
     results.write_text(
