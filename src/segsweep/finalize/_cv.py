@@ -11,7 +11,6 @@ that have not completed.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from segsweep.data.io import find_pairs
 from segsweep.data.source import group_pattern_for, pool_lesions
 from segsweep.errors import DataError, StudyError
 from segsweep.store.storage import FOLDS_ATTR
+from segsweep.store.summary import completed
 
 __all__ = [
     "FoldRun",
@@ -52,13 +52,8 @@ def companion(study: optuna.Study) -> optuna.Study:
 def distinct_top(study: optuna.Study, top: int) -> list[FrozenTrial]:
     """The ``top`` best completed trials whose parameters differ (a retry or an enqueued copy
     of one configuration counts once)."""
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None and math.isfinite(t.value)
-    ]
     picked, seen = [], set()
-    for t in sorted(done, key=lambda t: (-t.value, t.number)):
+    for t in sorted(completed(study), key=lambda t: (-t.value, t.number)):
         key = json.dumps(t.params, sort_keys=True)
         if key not in seen:
             seen.add(key)

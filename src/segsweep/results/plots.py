@@ -8,24 +8,16 @@ the report prints in its place.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["Unsupported", "completed", "importances", "write_plots"]
+from segsweep.store.summary import completed
 
-
-def completed(study: optuna.Study) -> list[FrozenTrial]:
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None and math.isfinite(t.value)
-    ]
+__all__ = ["Unsupported", "importances", "write_plots"]
 
 
 class Unsupported(Exception):
@@ -66,7 +58,7 @@ def _importances(study: optuna.Study) -> Any:
     return plot_param_importances(study, evaluator=_evaluator())
 
 
-def _needscompleted(n: int, plot: Callable[[optuna.Study], Any]) -> Callable:
+def _needs_completed(n: int, plot: Callable[[optuna.Study], Any]) -> Callable:
     def guarded(study: optuna.Study) -> Any:
         if len(completed(study)) < n:
             raise Unsupported(f"needs at least {n} completed trial{'s' if n > 1 else ''}")
@@ -87,9 +79,9 @@ def _plots() -> dict[str, Callable[[optuna.Study], Any]]:
     from optuna.visualization import matplotlib as ov
 
     return {
-        "optimization_history": _needscompleted(1, ov.plot_optimization_history),
+        "optimization_history": _needs_completed(1, ov.plot_optimization_history),
         "param_importances": _importances,
-        "parallel_coordinate": _needscompleted(2, ov.plot_parallel_coordinate),
+        "parallel_coordinate": _needs_completed(2, ov.plot_parallel_coordinate),
         "intermediate_values": _intermediate,
     }
 

@@ -20,8 +20,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from segsweep import __version__
 from segsweep.evaluation.diagnose import CODES
-from segsweep.results.plots import Unsupported, completed, importances, write_plots
+from segsweep.results.plots import Unsupported, importances, write_plots
 from segsweep.store.storage import study_objective
+from segsweep.store.summary import completed
 from segsweep.store.tracking import Tracker
 
 __all__ = [

@@ -19,15 +19,20 @@ from segsweep.store.storage import (
     study_objective,
 )
 
-__all__ = ["summary"]
+__all__ = ["completed", "summary"]
 
 
-def _best(study: optuna.Study) -> dict[str, Any] | None:
-    done = [
+def completed(study: optuna.Study) -> list[FrozenTrial]:
+    """The completed trials with a finite value."""
+    return [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.value is not None and math.isfinite(t.value)
     ]
+
+
+def _best(study: optuna.Study) -> dict[str, Any] | None:
+    done = completed(study)
     if not done:
         return None
     best = max(done, key=lambda t: t.value)
