@@ -128,6 +128,21 @@ def test_a_bare_keras_file_predicts_by_windows_when_asked(tmp_path: Path, net) -
     assert mask.shape == image.shape and np.mean(mask != expected) < 1e-3
 
 
+def test_windows_refuse_a_model_without_a_square_input_in_one_line(tmp_path: Path) -> None:
+    import keras
+
+    inputs = keras.Input((None, None, 1))
+    keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs)).save(tmp_path / "any.keras")
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "in" / "a.png")
+    args = ["predict", str(tmp_path / "any.keras"), str(tmp_path / "in"), str(tmp_path / "o")]
+    done = CliRunner().invoke(main, [*args, "--windows"])
+    assert done.exit_code == 2 and "Traceback" not in done.output, done.output
+    [line] = [x for x in done.output.splitlines() if x.startswith("Error:")]
+    assert "any.keras takes any input size, not a square window" in line
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
 def test_the_champion_pyfunc_predicts_any_size_by_windows(tmp_path: Path, net) -> None:
     import mlflow
     from mlflow import MlflowClient

@@ -147,12 +147,11 @@ def _from_file(path: Path, intensity: str) -> LoadedModel:
 
 def _window(net: Any, source: str) -> int:
     """The side of the square input a network trained on patches takes: its window."""
-    side = net.input_shape[1]
-    if side is None or side != net.input_shape[2]:
-        raise DataError(
-            f"{source} takes any input size, so it has no window to predict by; drop --windows"
-        )
-    return int(side)
+    height, width = net.input_shape[1:3]
+    if height is None or height != width:
+        took = "any input size" if height is None or width is None else f"{height}x{width} input"
+        raise DataError(f"{source} takes {took}, not a square window to predict by; drop --windows")
+    return int(height)
 
 
 def _from_run(
