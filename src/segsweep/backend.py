@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from segsweep import reproducible
 from segsweep.config import Config
 from segsweep.errors import ConfigError, StudyError
 
@@ -98,11 +99,14 @@ def activate(
         os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
 
 
-def prepare_worker(name: str, *, gpu: str | None, onednn: str, shared_cores: bool) -> None:
+def prepare_worker(
+    name: str, *, gpu: str | None, onednn: str, shared_cores: bool, deterministic: bool = False
+) -> None:
     """A worker's device and backend, before Keras is imported: ``gpu`` is a CUDA device id,
     or None for a CPU worker (then no GPU is visible to it at all)."""
     # The environment writes the style allows: before the backend is imported, which reads them.
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu if gpu is not None else "-1"
+    os.environ.update(reproducible.environment(name, on=deterministic, gpu=gpu is not None))
     if name == "jax" and gpu is None:
         os.environ["JAX_PLATFORMS"] = "cpu"  # no probing for CUDA in a CPU worker
     quiet_tensorflow_start()

@@ -85,6 +85,14 @@ class TrainSettings:
         "against ~5 s); slower per step on real training",
         is_bool,
     )
+    deterministic: bool = setting(
+        False,
+        "the same seed trains the same model: each backend's deterministic kernels "
+        "(TensorFlow's op determinism, torch's deterministic algorithms, XLA's deterministic "
+        "GPU ops); off, parallel kernels sum in varying order and two runs of one seed differ "
+        "(see benchmarks/RESULTS.md for the cost)",
+        is_bool,
+    )
     onednn: str = setting(
         "auto",
         '"auto" = oneDNN kernels when several CPU workers share the cores (~1.2x less CPU '

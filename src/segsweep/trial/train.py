@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from segsweep import reproducible
 from segsweep.backend import accelerator_settings
 from segsweep.config import Config
 from segsweep.data.pipeline import patch_dataset, train_dataset
@@ -189,6 +190,7 @@ def fit(
     of the images at their own resolution, and is validated on whole images by windows.
     """
     keras.utils.set_random_seed(seed)
+    reproducible.apply(cfg.train.deterministic)
     accel = accelerator_settings(cfg)
     keras.mixed_precision.set_global_policy(
         "mixed_float16" if accel["mixed_precision"] else "float32"

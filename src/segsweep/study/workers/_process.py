@@ -77,6 +77,7 @@ def _set_device(spec: WorkerSpec, plan: RunPlan) -> None:
         gpu=spec.gpu,
         onednn=plan.cfg.train.onednn,
         shared_cores=plan.cpu_workers > 1,
+        deterministic=plan.cfg.train.deterministic,
     )
 
 
