@@ -115,6 +115,12 @@ def plangain_section(result: dict) -> Section:
         "volumes for BraTS. Wall = `study run` alone (process start, data load, training, "
         "validation every epoch, model logging), on the 2 shared CPU cores.",
     ]
+    if result.get("deterministic"):
+        notes.append(
+            "Both arms train with `train.deterministic` (section 11): rerunning a seed gives "
+            "the same value to the bit, so the spread in the table is the seeds' (split and "
+            "initial weights), not the thread scheduler's."
+        )
     notes += _cost_notes(result["pairs"])
     notes += result.get("remarks", [])  # what was noticed about this run, kept with its data
     if "started" in result:
@@ -150,7 +156,7 @@ def write_results(section: Section, results: Path = HERE / "RESULTS.md") -> None
     if old_row.search(text):
         text = old_row.sub(lambda _: row, text, count=1)
     else:
-        last = re.findall(r"^\| 9\. .*$", text, re.M)[0]
+        last = re.findall(r"^\| \d+\. .*$", text, re.M)[-1]  # after the last numbered row
         text = text.replace(last, f"{last}\n{row}", 1)
     body = "\n".join(section_markdown(section))
     start = text.find(f"\n## {section.title.split()[0]} ")

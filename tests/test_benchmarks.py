@@ -126,3 +126,32 @@ def test_plan_gain_section_goes_into_results_once(tmp_path) -> None:
     assert "phantom: +0.200" in text and "phantom: +0.100" not in text
     assert text.index("| 9. GPU") < text.index("| 10. Planned") < text.index("## 9. GPU")
     assert text.index("## 9. GPU") < text.index("## 10. Planned") < text.index("## Analysis")
+
+
+def test_determinism_section_reads_cost_and_repeat_from_the_runs(tmp_path) -> None:
+    from benchmarks.determinism import determinism_section
+    from benchmarks.plangain_section import write_results
+
+    def run(wall: float, losses: list[float]) -> dict:  # the first epoch traces: left out
+        return {"wall": [30.0, wall, wall], "cpu": [40.0, 2 * wall, 2 * wall], "loss": losses}
+
+    sizes = {"size": 128, "images": 48, "epochs": 3, "rounds": 2}
+    runs = {
+        "default kernels": [run(10.0, [1.5, 1.4, 1.3]), run(10.0, [1.5, 1.41, 1.3])],
+        "deterministic": [run(12.0, [1.5, 1.4, 1.2]), run(12.0, [1.5, 1.4, 1.2])],
+    }
+    s = determinism_section({"runs": runs, "sizes": sizes, "seconds": 60.0})
+    assert s.met is True and "1.20× the epoch time" in s.headline
+    assert "drifted apart" in s.notes[2]
+    runs["deterministic"][1] = run(12.0, [1.5, 1.4, 1.21])
+    assert determinism_section({"runs": runs, "sizes": sizes, "seconds": 60.0}).met is False
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        "## Summary\n\n| 9. GPU | x | y | — |\n| 10. Planned | x | y | — |\n\n## 10. Planned\n\n"
+        "text\n\n## Analysis\n\nwhy\n"
+    )
+    write_results(s, results)
+    text = results.read_text()
+    assert text.index("| 10. Planned") < text.index("| 11. train.deterministic")
+    assert text.index("## 10. Planned") < text.index("## 11. train") < text.index("## Analysis")
