@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from segsweep.backend import quiet_tensorflow_start
 from segsweep.errors import SegsweepError
+from segsweep.imports import quiet_tensorflow_start
 
 __all__ = [
     "Group",
