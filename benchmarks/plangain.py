@@ -12,7 +12,7 @@ epochs whose total comes nearest to the planned study's. The epochs are written 
 ``studies/NAME.toml`` after ``study create`` (the file's header says: edit, then run), since
 the plan itself is made for the default 20 epochs and ``--set train.epochs`` would re-plan.
 
-    python -m benchmarks.plangain run --save benchmarks/data/plangain.json   # trains (~35 min)
+    python -m benchmarks.plangain run --save benchmarks/data/plangain.json   # trains (~20-60 min)
     python -m benchmarks.plangain report benchmarks/data/plangain.json       # into RESULTS.md
 """
 
@@ -40,6 +40,9 @@ BRATS = NUCLEI.parent / "brats13_flair_6"
 # (filters 16 of [16, 32]), so runs stay comparable: the default trial now takes the widest
 # filters of its space, which would make a bare --no-plan study train 32.
 ARMS = dict(zip(ARM_NAMES, [(), ("--no-plan", "--set", "space.base_filters=[16]")], strict=True))
+# both arms: no pruning, and deterministic kernels, so a seed's result is the seed's and not the
+# thread scheduler's (without them one phantom seed moved by 0.1 between runs)
+COMMON = ("--set", 'search.pruner="none"', "--set", "train.deterministic=true")
 
 
 def _segsweep(cwd: Path, *args: str) -> str:
@@ -73,8 +76,8 @@ def _steps_per_epoch(cwd: Path, name: str) -> int:
 
 def _create(cwd: Path, arm: str, data: Path, seed: int) -> int:
     cwd.mkdir(parents=True, exist_ok=True)
-    _segsweep(cwd, "study", "create", arm, "--data", str(data), *ARMS[arm],
-              "--set", f"search.seed={seed}", "--set", 'search.pruner="none"')  # fmt: skip
+    _segsweep(cwd, "study", "create", arm, "--data", str(data), *ARMS[arm], *COMMON,
+              "--set", f"search.seed={seed}")  # fmt: skip
     return _steps_per_epoch(cwd, arm)
 
 
@@ -137,7 +140,8 @@ def measure(
 ) -> dict:
     """Every pair, set by set; saved after each, and none started that would end past
     ``until`` (epoch seconds) judging by the set's previous pair (else 6 minutes)."""
-    result = {"target_steps": target, "pairs": [], "skipped": [], "started": _now()}
+    result = {"target_steps": target, "pairs": [], "skipped": [], "started": _now(),
+              "deterministic": True}  # fmt: skip
     started = time.time()
     for dataset in sets:
         last = 360.0

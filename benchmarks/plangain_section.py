@@ -163,5 +163,7 @@ def write_results(section: Section, results: Path = HERE / "RESULTS.md") -> None
     end = text.index("\n## Analysis")
     if start == -1:
         start = end
+    else:  # up to the next section (a later numbered one, or the analysis)
+        end = text.index("\n## ", start + 1)
     text = text[:start] + "\n" + body + text[end:]
     results.write_text(text)

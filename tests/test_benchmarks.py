@@ -130,7 +130,7 @@ def test_plan_gain_section_goes_into_results_once(tmp_path) -> None:
 
 def test_determinism_section_reads_cost_and_repeat_from_the_runs(tmp_path) -> None:
     from benchmarks.determinism import determinism_section
-    from benchmarks.plangain_section import write_results
+    from benchmarks.plangain_section import plangain_section, write_results
 
     def run(wall: float, losses: list[float]) -> dict:  # the first epoch traces: left out
         return {"wall": [30.0, wall, wall], "cpu": [40.0, 2 * wall, 2 * wall], "loss": losses}
@@ -155,3 +155,8 @@ def test_determinism_section_reads_cost_and_repeat_from_the_runs(tmp_path) -> No
     text = results.read_text()
     assert text.index("| 10. Planned") < text.index("| 11. train.deterministic")
     assert text.index("## 10. Planned") < text.index("## 11. train") < text.index("## Analysis")
+    write_results(plangain_section({"target_steps": 120, "pairs": [_pair("phantom", 0, 0.5, 0.4)]}),
+                  results)  # fmt: skip
+    text = results.read_text()  # section 10 rewritten in its place, section 11 kept after it
+    assert text.index("## 10. Planned") < text.index("## 11. train") < text.index("## Analysis")
+    assert "phantom: +0.100" in text and text.count("## 11. train") == 1
