@@ -19,7 +19,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: list[tuple[str, ...]] = [
     ("segsweep", "segsweep.errors"),  # the version, and the one error tree
     ("segsweep.config",),  # settings as data, the search space
-    ("segsweep.backend",),  # the Keras backend and the device
+    # the Keras backend and the device; the import hooks; the deterministic kernels
+    ("segsweep.backend", "segsweep.imports", "segsweep.reproducible"),
     ("segsweep.data",),  # files -> checked, prepared arrays; splits; input pipelines
     ("segsweep.doctor",),  # the data and settings examined before anything trains
     ("segsweep.model",),  # UNet++ and its losses
