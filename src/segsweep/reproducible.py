@@ -50,7 +50,8 @@ def apply(on: bool) -> None:
         # path, has no deterministic kernel; failing every torch GPU trial would be worse than
         # a warning in the worker's log that one op still varies
         torch.use_deterministic_algorithms(on, warn_only=True)
-        torch.backends.cudnn.benchmark = not on and torch.backends.cudnn.benchmark
+        if on:  # cuDNN's autotuner may pick a different kernel per run
+            torch.backends.cudnn.benchmark = False
 
 
 def _tensorflow(on: bool) -> None:
