@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 def _steps(names: list[str], sizes: Sizes, workdir: Path):
     """(label, function returning its sections) for every benchmark asked for, in order."""
     from benchmarks import backends, gpu, inference, lesion_cost, overhead, search, throughput
+    from benchmarks.search_section import search_section
 
     def training() -> list[Section]:
         run = throughput.measure(sizes, workdir)
@@ -60,7 +61,7 @@ def _steps(names: list[str], sizes: Sizes, workdir: Path):
         ),
         "search efficiency (4)": (
             {"search"},
-            lambda: [search.search_section(search.measure(sizes, workdir), sizes)],
+            lambda: [search_section(search.measure(sizes, workdir), sizes)],
         ),
         "inference (5)": (
             {"inference"},

@@ -30,11 +30,11 @@ def section_markdown(s: Section, level: int = 2) -> list[str]:
 
 
 def sections() -> list[Section]:
-    from benchmarks import prunesim, search, signals, timetogood
+    from benchmarks import prunesim, search, search_section, signals, timetogood
 
     runs = search.load(sorted(DATA.glob("search-*.json")))
-    search.anytime_png(runs, HERE / "search_anytime.png")
-    out = [search.search_section(runs, FULL)]
+    search_section.anytime_png(runs, HERE / "search_anytime.png")
+    out = [search_section.search_section(runs, FULL)]
     groups = {c[0].dataset: c for c in map(signals.load_curves, sorted(DATA.glob("signals-*")))}
     groups = {d: groups[d] for d in ("phantom", "nuclei") if d in groups}
     out += [
