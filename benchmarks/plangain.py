@@ -12,7 +12,7 @@ epochs whose total comes nearest to the planned study's. The epochs are written 
 ``studies/NAME.toml`` after ``study create`` (the file's header says: edit, then run), since
 the plan itself is made for the default 20 epochs and ``--set train.epochs`` would re-plan.
 
-    python -m benchmarks.plangain run --save benchmarks/data/plangain.json   # trains (~20-60 min)
+    python -m benchmarks.plangain run --save benchmarks/data/plangain.json   # trains (20-85 min)
     python -m benchmarks.plangain report benchmarks/data/plangain.json       # into RESULTS.md
 """
 
